@@ -1,0 +1,46 @@
+# reelrec: one virtualenv (.venv), every version pinned in constraints.txt.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+export REELREC_HOME ?= $(CURDIR)/.reelrec
+
+# `make run` knobs: the demo world and how many nights to run.
+PRESET ?= small
+START  ?= 2026-11-01
+DAYS   ?= 7
+
+.PHONY: setup run test test-fast lint clean ui
+
+## setup: create .venv, install the pinned set, install DuckDB's delta extension (idempotent)
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m reelrec.duckdb_delta
+	@touch $@
+
+## run: set up, generate the demo world, run every night through Airflow, print where to look
+run: setup
+	$(BIN)/reelrec demo --preset $(PRESET) --start $(START) --days $(DAYS)
+
+## test: set up, then run the whole test suite (Spark, Delta, GX, Feast, Airflow; services tests need Postgres+Redis)
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: skip the slow end-to-end and services tiers
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not services" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy reelrec spark_jobs
+
+## ui: start Airflow locally on the project's DAGs (the runs of `make run` are visible there)
+ui: setup
+	$(BIN)/reelrec ui
+
+clean:
+	rm -rf $(REELREC_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,37 @@
+"""Command-line wrapper shared by the Spark jobs: ``python -m spark_jobs.<job> --date D``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date as Date
+from typing import Any
+
+from reelrec.settings import Settings
+
+JobMain = Callable[[str, Settings], dict[str, Any]]
+
+
+def parse_date(value: str) -> str:
+    """Validate a logical date ``YYYY-MM-DD`` and return it unchanged."""
+    try:
+        Date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
+def run_job(main: JobMain, description: str, argv: list[str] | None = None) -> int:
+    """Parse ``--date`` (and ``--home``), run ``main`` and print its facts as JSON on stdout."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--date", required=True, type=parse_date, help="logical date YYYY-MM-DD")
+    parser.add_argument("--home", default=None, help="REELREC_HOME (default: env or ./.reelrec)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    facts = main(args.date, Settings.from_env(args.home))
+    json.dump(facts, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0

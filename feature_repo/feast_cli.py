@@ -1,0 +1,22 @@
+"""Entry point for the Feast CLI, which reads the repo through this file only (see .feastignore).
+
+The pipeline applies the repo with :func:`reelrec.feast_store.apply`; this file lets a data
+engineer use Feast's own tools on the same definitions, e.g.::
+
+    python -c "from reelrec.feast_store import render_config; from reelrec.settings import Settings; \\
+        print(render_config(Settings.from_env()))"
+    feast -c feature_repo -f "$REELREC_HOME/feast/feature_store.yaml" plan
+"""
+
+from feature_repo.data_sources import (  # noqa: F401
+    creator_features_source,
+    user_features_source,
+    video_features_source,
+)
+from feature_repo.entities import creator, user, video  # noqa: F401
+from feature_repo.feature_services import creator_insights_v1, two_tower_v1  # noqa: F401
+from feature_repo.feature_views import (  # noqa: F401
+    creator_daily_audience_fv,
+    user_daily_engagement_fv,
+    video_daily_performance_fv,
+)

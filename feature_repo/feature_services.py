@@ -1,0 +1,36 @@
+"""Feast feature services: one versioned contract per consumer.
+
+A model reads its features through its service only, so adding a feature to a view never changes
+what a trained model sees; a new model version gets a new service (``two_tower_v2``) and the old
+one keeps serving until it is rolled back or retired.
+"""
+
+from __future__ import annotations
+
+from feast import FeatureService
+
+from feature_repo.data_sources import OWNER
+from feature_repo.feature_views import (
+    creator_daily_audience_fv,
+    user_daily_engagement_fv,
+    video_daily_performance_fv,
+)
+
+two_tower_v1 = FeatureService(
+    name="two_tower_v1",
+    features=[user_daily_engagement_fv, video_daily_performance_fv],
+    description="Inputs of the two-tower retrieval model v1: user engagement (user tower) and "
+    "video performance (video tower).",
+    owner=OWNER,
+    tags={"consumer": "models.two_tower", "version": "1"},
+)
+
+creator_insights_v1 = FeatureService(
+    name="creator_insights_v1",
+    features=[creator_daily_audience_fv],
+    description="Creator audience dashboard and creator-level ranking signals, v1.",
+    owner=OWNER,
+    tags={"consumer": "creator_insights", "version": "1"},
+)
+
+FEATURE_SERVICES = [two_tower_v1, creator_insights_v1]

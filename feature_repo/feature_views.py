@@ -1,0 +1,189 @@
+"""Feast feature views over the silver feature tables, one per entity and grain.
+
+Names read ``<entity>_<grain>_<topic>``. Every field takes its name and type from the table catalog
+(:mod:`reelrec.catalog`) through :func:`catalog_field`, so a column renamed or retyped there fails
+here at import time instead of surprising a model at serving time.
+
+Rows are valid from ``event_timestamp`` = end of ``dt``; the two-day TTL lets a consumer ride out
+one missed night but never serves features older than that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pyarrow as pa
+from feast import FeatureView, Field, FileSource
+from feast.types import Array, FeastType, Float32, Float64, Int32, Int64, String
+
+from feature_repo.data_sources import (
+    OWNER,
+    creator_features_source,
+    user_features_source,
+    video_features_source,
+)
+from feature_repo.entities import creator, user, video
+from reelrec.catalog import (
+    CREATOR_FEATURES,
+    CREATOR_ID,
+    USER_FEATURES,
+    USER_ID,
+    VIDEO_FEATURES,
+    VIDEO_ID,
+    Table,
+)
+
+DAILY_TTL = timedelta(days=2)
+
+_PRIMITIVES: dict[pa.DataType, FeastType] = {
+    pa.string(): String,
+    pa.int64(): Int64,
+    pa.int32(): Int32,
+    pa.float64(): Float64,
+    pa.float32(): Float32,
+}
+
+
+def feast_type(arrow_type: pa.DataType, where: str) -> FeastType:
+    """Feast dtype of an Arrow column type (primitives and lists of primitives).
+
+    Raises:
+        TypeError: naming ``where`` (table.column) when the type has no Feast counterpart here.
+    """
+    if pa.types.is_list(arrow_type) and arrow_type.value_type in _PRIMITIVES:
+        return Array(_PRIMITIVES[arrow_type.value_type])
+    if arrow_type in _PRIMITIVES:
+        return _PRIMITIVES[arrow_type]
+    raise TypeError(f"{where}: Arrow type {arrow_type} has no Feast dtype mapping")
+
+
+def catalog_field(table: Table, name: str, description: str) -> Field:
+    """A Feast ``Field`` for column ``name`` of ``table``, typed from the catalog schema.
+
+    Raises:
+        KeyError: naming the table and column when the catalog has no such column.
+    """
+    if name not in table.schema.names:
+        raise KeyError(f"table {table.layer}.{table.name} has no column {name!r}; columns: {table.columns}")
+    where = f"{table.layer}.{table.name}.{name}"
+    return Field(name=name, dtype=feast_type(table.schema.field(name).type, where), description=description)
+
+
+def _tags(table: Table, topic: str) -> dict[str, str]:
+    return {"grain": "daily", "topic": topic, "source_table": f"{table.layer}.{table.name}", "team": "recsys"}
+
+
+# ---------------------------------------------------------------- user
+def user_daily_engagement(source: FileSource) -> FeatureView:
+    """How much and how a user watched, over windows ending at the end of ``dt``."""
+    t = USER_FEATURES
+    return FeatureView(
+        name="user_daily_engagement",
+        entities=[user],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, USER_ID, "User id (join key)."),
+            catalog_field(t, "impressions_1d", "Videos shown to the user on dt."),
+            catalog_field(t, "impressions_7d", "Videos shown to the user in the 7 days ending at dt."),
+            catalog_field(t, "impressions_28d", "Videos shown to the user in the 28 days ending at dt."),
+            catalog_field(t, "views_1d", "Videos the user watched (view events) on dt."),
+            catalog_field(t, "views_7d", "Videos the user watched in the 7 days ending at dt."),
+            catalog_field(t, "views_28d", "Videos the user watched in the 28 days ending at dt."),
+            catalog_field(t, "watch_ms_1d", "Total watch time in milliseconds on dt."),
+            catalog_field(t, "watch_ms_7d", "Total watch time in milliseconds in the 7 days ending at dt."),
+            catalog_field(t, "watch_ms_28d", "Total watch time in milliseconds in the 28 days ending at dt."),
+            catalog_field(t, "completion_rate_7d", "Share of the user's views in 7 days watched to the end."),
+            catalog_field(
+                t, "completion_rate_28d", "Share of the user's views in 28 days watched to the end."
+            ),
+            catalog_field(t, "like_rate_28d", "Likes per view over the 28 days ending at dt."),
+            catalog_field(t, "active_days_28d", "Days with at least one event in the 28 days ending at dt."),
+            catalog_field(
+                t, "recent_video_ids", "Videos the user watched most recently, newest first (<= 50)."
+            ),
+        ],
+        source=source,
+        online=True,
+        description="Per-user engagement (volume, watch time, completion, likes) as of the end of dt.",
+        owner=OWNER,
+        tags=_tags(t, "engagement"),
+    )
+
+
+# ---------------------------------------------------------------- video
+def video_daily_performance(source: FileSource) -> FeatureView:
+    """How a video performs with the audience, over windows ending at the end of ``dt``."""
+    t = VIDEO_FEATURES
+    return FeatureView(
+        name="video_daily_performance",
+        entities=[video],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, VIDEO_ID, "Video id (join key)."),
+            catalog_field(t, CREATOR_ID, "Creator who uploaded the video."),
+            catalog_field(t, "impressions_1d", "Times the video was shown on dt."),
+            catalog_field(t, "impressions_7d", "Times the video was shown in the 7 days ending at dt."),
+            catalog_field(t, "impressions_28d", "Times the video was shown in the 28 days ending at dt."),
+            catalog_field(t, "views_1d", "Times the video was watched (view events) on dt."),
+            catalog_field(t, "views_7d", "Times the video was watched in the 7 days ending at dt."),
+            catalog_field(t, "views_28d", "Times the video was watched in the 28 days ending at dt."),
+            catalog_field(
+                t, "completion_rate_7d", "Share of the video's views in 7 days watched to the end."
+            ),
+            catalog_field(t, "like_rate_7d", "Likes per view over the 7 days ending at dt."),
+            catalog_field(t, "share_rate_7d", "Shares per view over the 7 days ending at dt."),
+            catalog_field(
+                t, "avg_watch_fraction_1d", "Mean watch_ms / duration_ms of the video's views on dt."
+            ),
+            catalog_field(
+                t, "avg_watch_fraction_7d", "Mean watch_ms / duration_ms over 7 days ending at dt."
+            ),
+            catalog_field(t, "age_hours", "Hours from upload to the end of dt."),
+            catalog_field(
+                t, "trending_score", "Recency-weighted engagement score used by the trending baseline."
+            ),
+        ],
+        source=source,
+        online=True,
+        description="Per-video audience performance (reach, completion, likes, shares, freshness) as of dt.",
+        owner=OWNER,
+        tags=_tags(t, "performance"),
+    )
+
+
+# ---------------------------------------------------------------- creator
+def creator_daily_audience(source: FileSource) -> FeatureView:
+    """A creator's audience and output, as of the end of ``dt``."""
+    t = CREATOR_FEATURES
+    return FeatureView(
+        name="creator_daily_audience",
+        entities=[creator],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, CREATOR_ID, "Creator id (join key)."),
+            catalog_field(t, "followers_total", "Followers at the end of dt."),
+            catalog_field(t, "new_followers_7d", "Follow edges created in the 7 days ending at dt."),
+            catalog_field(t, "uploads_7d", "Videos uploaded in the 7 days ending at dt."),
+            catalog_field(t, "uploads_28d", "Videos uploaded in the 28 days ending at dt."),
+            catalog_field(t, "views_7d", "Views of the creator's videos in the 7 days ending at dt."),
+            catalog_field(t, "engagement_rate_7d", "(likes + shares + follows) per view over the 7 days."),
+        ],
+        source=source,
+        online=True,
+        description="Per-creator audience growth, output and engagement as of the end of dt.",
+        owner=OWNER,
+        tags=_tags(t, "audience"),
+    )
+
+
+user_daily_engagement_fv = user_daily_engagement(user_features_source)
+video_daily_performance_fv = video_daily_performance(video_features_source)
+creator_daily_audience_fv = creator_daily_audience(creator_features_source)
+
+# Which silver table feeds which view: reelrec.feast_store rebuilds the views for other settings.
+VIEW_BUILDERS: dict[Table, Callable[[FileSource], FeatureView]] = {
+    USER_FEATURES: user_daily_engagement,
+    VIDEO_FEATURES: video_daily_performance,
+    CREATOR_FEATURES: creator_daily_audience,
+}

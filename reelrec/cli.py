@@ -1,0 +1,212 @@
+"""The ``reelrec`` command: generate a world, run nights through Airflow, look at the results.
+
+    reelrec generate --preset small --start 2026-11-01 --days 7
+    reelrec run --date 2026-11-01 --to 2026-11-07
+    reelrec summary --date 2026-11-07
+    reelrec features --user u000042 [--json]
+    reelrec ui
+    reelrec demo            # what `make run` calls: generate + run every night + summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from datetime import date as Date
+from datetime import timedelta
+from typing import Any
+
+from reelrec.settings import Settings
+
+
+def _date(value: str) -> str:
+    try:
+        return Date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _dates(start: str, end: str | None) -> list[str]:
+    first, last = Date.fromisoformat(start), Date.fromisoformat(end or start)
+    if last < first:
+        raise SystemExit(f"--to {last} is before --date {first}")
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.synthetic import generate
+
+    started = time.perf_counter()
+    summary = generate(settings, args.preset, args.start, args.days, seed=args.seed)
+    print(json.dumps(summary.get("totals", summary), indent=2, default=str))
+    print(f"landing zone: {settings.landing}  ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+def run_nights(dates: list[str], settings: Settings, as_json: bool = False) -> int:
+    """Run the nightly DAG through Airflow for each date in order; stop at the first failure."""
+    from reelrec.airflow_local import run_dag, task_instances
+    from reelrec.report import format_night, night_summary
+
+    summaries: list[dict[str, Any]] = []
+    failed = None
+    for date in dates:
+        print(f"[reelrec] running reelrec_nightly for dt={date} through Airflow ...", flush=True)
+        outcome = run_dag(date, settings)
+        summary = night_summary(date, settings, task_instances(date, settings))
+        summary["wall_seconds"] = round(outcome.seconds, 1)
+        summaries.append(summary)
+        if not as_json:
+            print(format_night(summary))
+            print(f"  wall time: {outcome.seconds:.1f}s   log: {outcome.log_path}", flush=True)
+        if not outcome.succeeded:
+            failed = outcome
+            break
+    if as_json:
+        print(json.dumps(summaries, indent=2, default=str))
+    if failed is not None:
+        print(f"[reelrec] dt={failed.date} FAILED; see {failed.log_path}", file=sys.stderr)
+        _print_failure_excerpt(failed.log_path)
+        return 1
+    return 0
+
+
+def _print_failure_excerpt(log_path: Any) -> None:
+    lines = log_path.read_text(errors="replace").splitlines()
+    interesting = [line for line in lines if "Error" in line or "error" in line or "FAILED" in line]
+    for line in interesting[-8:]:
+        print(f"    {line[:400]}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    return run_nights(_dates(args.date, args.to), settings, as_json=args.json)
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.airflow_local import task_instances
+    from reelrec.report import format_night, night_summary
+
+    summaries = []
+    for date in _dates(args.date, args.to):
+        try:
+            tasks = task_instances(date, settings)
+        except Exception:  # noqa: BLE001 - no Airflow DB yet: summarize the lake alone
+            tasks = []
+        summaries.append(night_summary(date, settings, tasks))
+    if args.json:
+        print(json.dumps(summaries, indent=2, default=str))
+    else:
+        print("\n".join(format_night(s) for s in summaries))
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.feast_store import format_features, online_features
+
+    if not (args.user or args.video or args.creator):
+        raise SystemExit("give at least one of --user, --video, --creator")
+    features = online_features(settings, user_id=args.user, video_id=args.video, creator_id=args.creator)
+    print(json.dumps(features, indent=2, default=str) if args.json else format_features(features))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.airflow_local import start_ui
+
+    return start_ui(settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Generate a world, run every night through Airflow, and show where to look."""
+    from reelrec.synthetic import generate
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    print(f"[reelrec] generating the {args.preset} world: {args.days} days from {args.start}", flush=True)
+    generate(settings, args.preset, args.start, args.days, seed=args.seed)
+    timings["generate"] = time.perf_counter() - started
+    dates = _dates(args.start, (Date.fromisoformat(args.start) + timedelta(days=args.days - 1)).isoformat())
+    started = time.perf_counter()
+    code = run_nights(dates, settings)
+    timings["nightly runs"] = time.perf_counter() - started
+    print("\n[reelrec] stage wall times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    if code == 0:
+        _show_where_to_look(dates[-1], settings)
+    return code
+
+
+def _show_where_to_look(date: str, settings: Settings) -> None:
+    from reelrec import lake
+    from reelrec.catalog import USER_FEATURES
+
+    sample = lake.read(USER_FEATURES, settings, dates=[date], columns=["user_id"]).column(0)
+    user = sample[0].as_py() if len(sample) else "u000001"
+    print(
+        f"""
+Where to look (REELREC_HOME={settings.home}):
+  landing drops      {settings.landing}
+  Delta tables       {settings.lake}/{{bronze,silver}}/<table>
+  run manifests      {settings.runs}/dt=<date>/manifest.json (+ validation/ reports, airflow.log)
+  Feast              {settings.feast}
+  Airflow UI         .venv/bin/reelrec ui   (then open http://localhost:8080, DAG reelrec_nightly)
+  online features    .venv/bin/reelrec features --user {user}
+  a night again      .venv/bin/reelrec run --date {date}
+  one job alone      .venv/bin/python -m spark_jobs.user_features --date {date}"""
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelrec", description=__doc__.split("\n")[0])
+    parser.add_argument("--home", default=None, help="REELREC_HOME (default: env or ./.reelrec)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write a synthetic short-video world into the landing zone")
+    p.add_argument("--preset", choices=["tiny", "small", "medium"], default="tiny")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run the nightly DAG through Airflow for each date in order")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--to", type=_date, default=None, help="last date (inclusive)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("summary", help="rows, quarantine, validation and task times of past nights")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--to", type=_date, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("features", help="print online features from the Feast online store")
+    p.add_argument("--user")
+    p.add_argument("--video")
+    p.add_argument("--creator")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("ui", help="start Airflow locally on the project's DAGs")
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("demo", help="generate a world and run every night (what `make run` does)")
+    p.add_argument("--preset", choices=["tiny", "small", "medium"], default="small")
+    p.add_argument("--start", type=_date, default="2026-11-01")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    return int(args.func(args, Settings.from_env(args.home)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

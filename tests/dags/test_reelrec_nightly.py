@@ -1,0 +1,89 @@
+"""The nightly DAG: it parses cleanly and cheaply, follows house policy, and has the expected graph."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from reelrec.airflow_local import DAGS_FOLDER
+from reelrec.runs import resolve_run_date
+
+pytestmark = pytest.mark.airflow
+
+EXPECTED_EDGES = {
+    ("run_date", "check_landing"),
+    ("check_landing", "ingest_events"),
+    ("check_landing", "ingest_catalogs"),
+    ("ingest_events", "validate_bronze"),
+    ("ingest_catalogs", "validate_bronze"),
+    ("validate_bronze", "user_features"),
+    ("validate_bronze", "video_features"),
+    ("validate_bronze", "creator_features"),
+    ("user_features", "validate_features"),
+    ("video_features", "validate_features"),
+    ("creator_features", "validate_features"),
+    ("validate_features", "feast_apply"),
+    ("feast_apply", "feast_materialize"),
+    ("feast_materialize", "record_run"),
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_dagbag_imports_without_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert "reelrec_nightly" in dagbag.dags
+
+
+def test_dag_policy(dagbag) -> None:
+    dag = dagbag.dags["reelrec_nightly"]
+    assert dag.catchup is False
+    assert {"reelrec", "nightly"} <= set(dag.tags)
+    assert dag.doc_md and "logical date" in dag.doc_md
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    for task in dag.tasks:
+        assert task.retries == 2, task.task_id
+        assert task.owner == "reelrec", task.task_id
+
+
+def test_task_graph(dagbag) -> None:
+    dag = dagbag.dags["reelrec_nightly"]
+    edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
+    missing = EXPECTED_EDGES - edges
+    assert not missing, f"missing edges: {sorted(missing)}"
+    # Nothing reaches the online store without passing both validation gates.
+    materialize = dag.get_task("feast_materialize")
+    upstream = materialize.get_flat_relative_ids(upstream=True)
+    assert {"validate_bronze", "validate_features"} <= upstream
+
+
+def test_parsing_imports_nothing_heavy() -> None:
+    """Parsing the DAG file must not import Spark, pandas, torch, Feast or GX (scheduler parse cost)."""
+    dag_file = Path(DAGS_FOLDER) / "reelrec_nightly.py"
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]);"
+        "heavy = [m for m in ('pyspark', 'pandas', 'torch', 'feast', 'great_expectations', 'deltalake')"
+        " if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(dag_file)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_run_date_comes_from_the_run_not_the_clock() -> None:
+    logical = datetime(2026, 11, 3, 0, 0, tzinfo=timezone.utc)
+    assert resolve_run_date({}, logical) == "2026-11-03"
+    assert resolve_run_date({"date": "2026-11-01"}, logical) == "2026-11-01"
+    assert resolve_run_date(None, datetime(2026, 11, 3, 23, 30)) == "2026-11-03"
+    with pytest.raises(ValueError, match="no logical date"):
+        resolve_run_date({"date": None}, None)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        resolve_run_date({"date": "03/11/2026"}, logical)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,4 +37,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     home = tmp_path_factory.mktemp("spark-home")
     session = get_spark(Settings.from_env(home), app_name="reelrec-tests")
     yield session
+    # py4j logs while closing sockets at interpreter exit, after pytest closed its streams.
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
     session.stop()

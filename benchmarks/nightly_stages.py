@@ -5,7 +5,8 @@
 
 Generates a fresh world in a throwaway REELREC_HOME (unless --home is given), then for each date runs
 ingest -> bronze suite -> features -> features suite -> Feast apply + materialize in one process (so
-Spark starts once, as in an Airflow run), and prints seconds, output rows and the Python process's peak RSS (the Spark JVM is apart).
+Spark starts once, as in an Airflow run), and prints seconds, output rows and the Python process's
+peak RSS (the Spark JVM is apart).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
             began = time.perf_counter()
             _resolve(entry)(*args, settings)
             seconds = time.perf_counter() - began
-            rows = sum(lake.partition_row_count(TABLES[t], settings, date) for t in tables) if tables else None
+            rows = (
+                sum(lake.partition_row_count(TABLES[t], settings, date) for t in tables) if tables else None
+            )
             results.append(
                 {
                     "date": date,

@@ -21,7 +21,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-BRONZE = [Asset(f"reelrec://lake/bronze/{name}") for name in ("events", "videos", "users", "creators", "follows")]
+BRONZE = [
+    Asset(f"reelrec://lake/bronze/{name}") for name in ("events", "videos", "users", "creators", "follows")
+]
 USER_FEATURES = Asset("reelrec://lake/silver/user_features")
 VIDEO_FEATURES = Asset("reelrec://lake/silver/video_features")
 CREATOR_FEATURES = Asset("reelrec://lake/silver/creator_features")
@@ -122,7 +124,9 @@ def record_run(date: str, facts: dict[str, Facts]) -> str:
     max_active_runs=1,
     tags=["reelrec", "nightly", "data-plane"],
     default_args={"owner": "reelrec", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
-    params={"date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)")},
+    params={
+        "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)")
+    },
     doc_md=__doc__,
 )
 def reelrec_nightly() -> None:

@@ -52,9 +52,7 @@ def ensure_db(settings: Settings) -> None:
     env = airflow_env(settings)
     if marker.exists() and marker.read_text() == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
         return
-    subprocess.run(
-        [_airflow_bin(), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
-    )
+    subprocess.run([_airflow_bin(), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     marker.write_text(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
 
 

@@ -1,11 +1,11 @@
 """The ``reelrec`` command: generate a world, run nights through Airflow, look at the results.
 
-    reelrec generate --preset small --start 2026-11-01 --days 7
-    reelrec run --date 2026-11-01 --to 2026-11-07
-    reelrec summary --date 2026-11-07
-    reelrec features --user u000042 [--json]
-    reelrec ui
-    reelrec demo            # what `make run` calls: generate + run every night + summary
+reelrec generate --preset small --start 2026-11-01 --days 7
+reelrec run --date 2026-11-01 --to 2026-11-07
+reelrec summary --date 2026-11-07
+reelrec features --user u000042 [--json]
+reelrec ui
+reelrec demo            # what `make run` calls: generate + run every night + summary
 """
 
 from __future__ import annotations

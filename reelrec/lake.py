@@ -104,7 +104,11 @@ def write_partition(
     version = DeltaTable(str(path)).version()
     log.info(
         "wrote %d rows to %s.%s partition %s (version %d)",
-        rows.num_rows, table.layer, table.name, partition, version,
+        rows.num_rows,
+        table.layer,
+        table.name,
+        partition,
+        version,
     )
     return version
 

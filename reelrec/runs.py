@@ -9,8 +9,8 @@ travel to the recorded versions).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from datetime import date as Date
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ def resolve_run_date(params: dict[str, Any] | None, logical_date: datetime | Non
             "this run has no logical date; trigger it with a logical date or the 'date' param (YYYY-MM-DD)"
         )
     if logical_date.tzinfo is None:  # naive datetimes are UTC throughout reelrec
-        logical_date = logical_date.replace(tzinfo=timezone.utc)
-    return logical_date.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        logical_date = logical_date.replace(tzinfo=UTC)
+    return logical_date.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def table_state(date: str, settings: Settings) -> dict[str, dict[str, Any]]:

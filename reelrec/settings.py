@@ -11,7 +11,7 @@ is configuration, never a code fork.
 | ``REELREC_SPARK_DRIVER_MEMORY`` | ``2g`` | driver memory for local Spark |
 | ``REELREC_FEAST_ENV`` | ``embedded`` | ``embedded`` (SQLite online, file registry) or ``production`` |
 | ``REELREC_REDIS_URL`` | ``127.0.0.1:6379`` | Redis online store (production) |
-| ``REELREC_REGISTRY_URL`` | ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres`` | Feast SQL registry (production) |
+| ``REELREC_REGISTRY_URL`` | ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres`` | Feast registry |
 """
 
 from __future__ import annotations

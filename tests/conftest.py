@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-import tempfile
 
 os.environ.setdefault("REELREC_SHUFFLE_PARTITIONS", "2")
 # Airflow reads its config on import: keep it (and its SQLite DB) out of ~/airflow during tests.

@@ -46,7 +46,9 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     facts["rerun"] = run_nights([D1], settings)
     facts["state_d1_rerun"] = table_state(D1, settings)
     facts["bad_night"] = run_nights([D3], settings)
-    facts["tasks"] = {d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3)}
+    facts["tasks"] = {
+        d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3)
+    }
     return facts
 
 
@@ -62,8 +64,13 @@ def test_tables_filled_and_quarantine_counted(nightly: dict[str, Any]) -> None:
     from reelrec.report import quarantine_counts
 
     state = nightly["state_d2"]
-    for name in ("bronze.events", "bronze.videos", "silver.user_features", "silver.video_features",
-                 "silver.creator_features"):
+    for name in (
+        "bronze.events",
+        "bronze.videos",
+        "silver.user_features",
+        "silver.video_features",
+        "silver.creator_features",
+    ):
         assert state[name]["rows"] > 0, name
     quarantined = quarantine_counts(D1, nightly["settings"])
     assert sum(quarantined.get("events", {}).values()) > 0
@@ -75,7 +82,10 @@ def test_rerunning_a_night_leaves_row_counts_unchanged(nightly: dict[str, Any]) 
     after = {name: s["rows"] for name, s in nightly["state_d1_rerun"].items()}
     assert after == before
     # ... while the Delta versions moved on (the partitions were really rewritten).
-    assert nightly["state_d1_rerun"]["bronze.events"]["version"] > nightly["state_d1"]["bronze.events"]["version"]
+    assert (
+        nightly["state_d1_rerun"]["bronze.events"]["version"]
+        > nightly["state_d1"]["bronze.events"]["version"]
+    )
 
 
 def test_online_store_serves_the_latest_night(nightly: dict[str, Any]) -> None:

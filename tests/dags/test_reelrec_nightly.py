@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,12 +74,14 @@ def test_parsing_imports_nothing_heavy() -> None:
         "heavy = [m for m in ('pyspark', 'pandas', 'torch', 'feast', 'great_expectations', 'deltalake')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(dag_file)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(dag_file)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""
 
 
 def test_run_date_comes_from_the_run_not_the_clock() -> None:
-    logical = datetime(2026, 11, 3, 0, 0, tzinfo=timezone.utc)
+    logical = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
     assert resolve_run_date({}, logical) == "2026-11-03"
     assert resolve_run_date({"date": "2026-11-01"}, logical) == "2026-11-01"
     assert resolve_run_date(None, datetime(2026, 11, 3, 23, 30)) == "2026-11-03"

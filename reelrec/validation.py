@@ -85,6 +85,11 @@ class ValidationError(DataError):
         self.reports = list(reports)
 
 
+# Day-over-day volume is compared only when the previous day is big enough for the ratio to mean
+# something: on a table of a handful of rows a 2x swing is noise, not an outage.
+MIN_ROWS_FOR_VOLUME = 100
+
+
 # ---------------------------------------------------------------- rules: suites as data
 @dataclass(frozen=True)
 class Rules:
@@ -104,6 +109,11 @@ class Rules:
     not_greater: tuple[tuple[str, str], ...] = ()  # (a, b): a <= b row by row
     value_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     not_null_when: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (col, if_col, if_col in values)
+    may_be_empty: bool = False  # a day may legitimately have no rows (e.g. no new follows)
+
+
+def _rules(table: Table) -> Rules:
+    return {**BRONZE_RULES, **FEATURE_RULES}[table.name]
 
 
 def _windows(prefix: str, windows: Iterable[int] = (1, 7, 28)) -> tuple[str, ...]:
@@ -126,7 +136,7 @@ BRONZE_RULES: dict[str, Rules] = {
     VIDEOS.name: Rules(not_after_day=("upload_ts",), positive=("duration_ms",)),
     USERS.name: Rules(not_after_day=("signup_ts",), value_sets={"age_bucket": AGE_BUCKETS}),
     CREATORS.name: Rules(not_after_day=("joined_ts",)),
-    FOLLOWS.name: Rules(within_day=("followed_at",)),
+    FOLLOWS.name: Rules(within_day=("followed_at",), may_be_empty=True),
 }
 
 FEATURE_RULES: dict[str, Rules] = {
@@ -167,7 +177,7 @@ def _catalog_expectations(
     expectations: list[Expectation] = [
         gxe.ExpectTableColumnsToMatchSet(column_set=table.columns, exact_match=True),
     ]
-    if previous_rows and volume_factor:
+    if previous_rows and previous_rows >= MIN_ROWS_FOR_VOLUME and volume_factor:
         low = max(1, math.ceil(previous_rows / volume_factor))
         high = math.floor(previous_rows * volume_factor)
         expectations.append(
@@ -489,6 +499,8 @@ def _validate(
     outcomes: list[dict[str, Any]] = []
     if not lake.exists(table, settings):
         report = _missing_report(suite, table, date, f"Delta table does not exist at {table.path(settings)}")
+    elif lake.partition_row_count(table, settings, date) == 0 and _rules(table).may_be_empty:
+        report = ValidationReport(suite=suite, table=table.name, date=date, success=True, evaluated=0, failed=[])
     elif lake.partition_row_count(table, settings, date) == 0:
         report = _missing_report(
             suite, table, date, f"partition dt={date} is missing or empty in {table.path(settings)}"

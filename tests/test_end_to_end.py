@@ -112,4 +112,4 @@ def test_bad_volume_stops_the_night_before_features(nightly: dict[str, Any]) -> 
         assert states[downstream] == "upstream_failed", (downstream, states)
     assert lake.partition_row_count(USER_FEATURES, nightly["settings"], D3) == 0
     log = (nightly["settings"].run_dir(D3) / "airflow.log").read_text()
-    assert "events" in log and D3 in log
+    assert f"table events, dt={D3}" in log and "expect_table_row_count_to_be_between" in log

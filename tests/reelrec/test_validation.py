@@ -35,7 +35,7 @@ def at(date: str, hour: int, minute: int = 0) -> dt.datetime:
 def events_rows(date: str, n_pairs: int = 4) -> list[dict[str, Any]]:
     rows = []
     for i in range(n_pairs):
-        user, video, ts = f"u{i:06d}", f"v{i:07d}", at(date, 8 + i)
+        user, video, ts = f"u{i:06d}", f"v{i:07d}", at(date, 8) + dt.timedelta(minutes=i)
         rows.append(
             dict(
                 event_id=f"{date}-e{2 * i}",
@@ -323,22 +323,35 @@ def test_feature_timestamp_must_be_end_of_day(settings: Settings) -> None:
 
 
 def test_volume_drop_against_previous_day_fails(settings: Settings) -> None:
-    write(catalog.EVENTS, settings, PREV, events_rows(PREV, n_pairs=10))  # 20 rows
-    message = broken("events", settings, events_rows(D, n_pairs=1))  # 2 rows: 10x fewer
+    write(catalog.EVENTS, settings, PREV, events_rows(PREV, n_pairs=100))  # 200 rows
+    message = broken("events", settings, events_rows(D, n_pairs=10))  # 20 rows: 10x fewer
     assert "table events" in message and "expect_table_row_count_to_be_between" in message
-    assert f"dt={PREV} (20 rows)" in message and "observed 2" in message
+    assert f"dt={PREV} (200 rows)" in message and "observed 20" in message
     # a looser factor accepts the same drop
     assert validate_table("events", D, settings, volume_factor=10).success
 
 
-def test_missing_partition_fails_clearly(settings: Settings) -> None:
+def test_volume_is_not_compared_against_a_tiny_previous_day(settings: Settings) -> None:
+    write(catalog.EVENTS, settings, PREV, events_rows(PREV, n_pairs=10))  # 20 rows: below the floor
+    write(catalog.EVENTS, settings, D, events_rows(D, n_pairs=1))
+    assert validate_table("events", D, settings).success
+
+
+def test_a_day_without_new_follows_passes(settings: Settings) -> None:
     write(catalog.FOLLOWS, settings, PREV, follows_rows(PREV))
+    write(catalog.FOLLOWS, settings, D, [])
+    report = validate_table("follows", D, settings)
+    assert report.success and report.evaluated == 0
+
+
+def test_missing_partition_fails_clearly(settings: Settings) -> None:
+    write(catalog.EVENTS, settings, PREV, events_rows(PREV))
     with pytest.raises(ValidationError) as info:
         check("bronze", D, settings)
     message = str(info.value)
     assert "5 of 5 table(s) failed" in message
-    assert f"table follows, dt={D}" in message and f"partition dt={D} is missing or empty" in message
-    assert "table events" in message and "Delta table does not exist" in message
+    assert f"table events, dt={D}" in message and f"partition dt={D} is missing or empty" in message
+    assert "table follows" in message and "Delta table does not exist" in message
 
     report = validate_table("user_features", D, settings)  # table never written
     assert not report.success and report.failed[0]["expectation"] == "partition_present"

@@ -29,6 +29,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     home = settings.airflow_home
     env["REELREC_HOME"] = str(settings.home)
     env["AIRFLOW_HOME"] = str(home)
+    # `airflow standalone` starts its components as `airflow ...` from PATH: use this venv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")

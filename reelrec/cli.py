@@ -133,9 +133,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     code = run_nights(dates, settings)
     timings["nightly runs"] = time.perf_counter() - started
     print("\n[reelrec] stage wall times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    print(_task_totals(dates, settings))
     if code == 0:
         _show_where_to_look(dates[-1], settings)
     return code
+
+
+def _task_totals(dates: list[str], settings: Settings) -> str:
+    from reelrec.airflow_local import task_instances
+    from reelrec.report import format_task_totals, night_summary
+
+    return format_task_totals([night_summary(d, settings, task_instances(d, settings)) for d in dates])
 
 
 def _show_where_to_look(date: str, settings: Settings) -> None:

@@ -85,3 +85,18 @@ def format_night(summary: dict[str, Any]) -> str:
             seconds = "-" if task["seconds"] is None else f"{task['seconds']:.1f}s"
             lines.append(f"    {task['task_id']:<22} {task['state'] or '-':<10} {seconds:>8}")
     return "\n".join(lines)
+
+
+def format_task_totals(summaries: list[dict[str, Any]]) -> str:
+    """Per task: mean, max and total seconds over several nights (the stage times of a backfill)."""
+    seconds: dict[str, list[float]] = {}
+    for summary in summaries:
+        for task in summary["tasks"]:
+            if task["seconds"] is not None:
+                seconds.setdefault(task["task_id"], []).append(task["seconds"])
+    lines = [f"task durations over {len(summaries)} night(s)    mean      max    total"]
+    for task_id, values in seconds.items():
+        lines.append(
+            f"    {task_id:<22} {sum(values) / len(values):>8.1f}s {max(values):>7.1f}s {sum(values):>7.1f}s"
+        )
+    return "\n".join(lines)

@@ -89,3 +89,14 @@ def test_run_date_comes_from_the_run_not_the_clock() -> None:
         resolve_run_date({"date": None}, None)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         resolve_run_date({"date": "03/11/2026"}, logical)
+
+
+def test_local_airflow_env_points_at_this_project(settings) -> None:
+    from reelrec.airflow_local import airflow_env
+
+    env = airflow_env(settings)
+    assert env["AIRFLOW_HOME"] == str(settings.airflow_home)
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS_FOLDER)
+    # `airflow standalone` spawns `airflow ...` from PATH: this venv's must come first.
+    first = Path(env["PATH"].split(":")[0])
+    assert (first / "airflow").exists()

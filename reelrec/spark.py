@@ -28,6 +28,7 @@ def get_spark(settings: Settings, app_name: str = "reelrec") -> SparkSession:
 
     # Executors must run the same interpreter (and venv) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pandas-on-Spark asks for it with pyarrow>=2
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)

@@ -499,9 +499,9 @@ def _validate(
     outcomes: list[dict[str, Any]] = []
     if not lake.exists(table, settings):
         report = _missing_report(suite, table, date, f"Delta table does not exist at {table.path(settings)}")
-    elif lake.partition_row_count(table, settings, date) == 0 and _rules(table).may_be_empty:
-        report = ValidationReport(suite=suite, table=table.name, date=date, success=True, evaluated=0, failed=[])
-    elif lake.partition_row_count(table, settings, date) == 0:
+    elif (empty := lake.partition_row_count(table, settings, date) == 0) and _rules(table).may_be_empty:
+        report = ValidationReport(suite=suite, table=table.name, date=date, success=True, evaluated=0)
+    elif empty:
         report = _missing_report(
             suite, table, date, f"partition dt={date} is missing or empty in {table.path(settings)}"
         )

@@ -39,7 +39,6 @@ from reelrec.catalog import (
     DT,
     FOLLOWS,
     FRAME_EMBEDDING_DIM,
-    QUARANTINE,
     USER_ID,
     USERS,
     VIDEO_ID,
@@ -49,17 +48,12 @@ from reelrec.catalog import (
 from reelrec.dates import day_bounds
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
-from reelrec.spark import get_spark, write_delta
+from reelrec.spark import get_spark
+from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
 from spark_jobs.runner import run_job
 
 FEEDS: dict[str, Table] = {"videos": VIDEOS, "users": USERS, "creators": CREATORS, "follows": FOLLOWS}
 AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45+")
-
-# Bookkeeping columns carried next to the feed's own columns until the final selects.
-FILE = "file"
-LINE = "line"
-RECORD = "record"
-REASON = "reason"
 
 Rule = tuple[str, Column]
 
@@ -204,35 +198,6 @@ def transform_accepted(checked: DataFrame, table: Table, date: str) -> DataFrame
     )
 
 
-def transform_quarantine(checked: DataFrame, source: str, date: str) -> DataFrame:
-    """Rejected rows of a checked drop, in the bronze.quarantine schema."""
-    return checked.where(F.col(REASON).isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col(FILE).alias("file"),
-        F.col(LINE).cast("long").alias("line"),
-        F.col(REASON).alias("reason"),
-        F.col(RECORD).alias("record"),
-        F.lit(date).alias(DT),
-    )
-
-
-def load(
-    accepted: DataFrame, quarantine: DataFrame, feed: str, settings: Settings, date: str
-) -> dict[str, int]:
-    """Replace ``dt=date`` of the feed's bronze table and ``(dt=date, source=feed)`` of quarantine.
-
-    Returns:
-        The Delta version of each table after its commit.
-    """
-    table = FEEDS[feed]
-    return {
-        table.name: write_delta(accepted, table, settings, date),
-        QUARANTINE.name: write_delta(
-            quarantine, QUARANTINE, settings, date, extra_partition={"source": feed}
-        ),
-    }
-
-
 def main(date: str, settings: Settings) -> dict[str, Any]:
     """Ingest the four catalog drops of ``date`` and return per-feed facts.
 
@@ -246,12 +211,10 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
     for feed, (raw, files) in drops.items():
         checked = FEED_CHECKS[feed](raw, date).persist()
         try:
-            by_reason = {
-                (row[REASON] or "valid"): int(row["count"])
-                for row in checked.groupBy(REASON).count().collect()
-            }
+            by_reason = count_by_reason(checked)
             versions = load(
                 transform_accepted(checked, FEEDS[feed], date),
+                FEEDS[feed],
                 transform_quarantine(checked, feed, date),
                 feed,
                 settings,

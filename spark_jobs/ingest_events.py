@@ -39,7 +39,6 @@ from reelrec.catalog import (
     EVENT_TYPES,
     EVENTS,
     POSITION,
-    QUARANTINE,
     SURFACE,
     SURFACES,
     USER_ID,
@@ -49,16 +48,11 @@ from reelrec.catalog import (
 from reelrec.dates import day_bounds
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
-from reelrec.spark import get_spark, write_delta
+from reelrec.spark import get_spark
+from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
 from spark_jobs.runner import run_job
 
 FEED = "events"
-
-# Columns of the raw-lines frame that extract returns and transform_parse reads.
-FILE = "file"
-LINE = "line"
-RECORD = "record"
-REASON = "reason"
 
 REQUIRED_FIELDS = (EVENT_ID, EVENT_TYPE, USER_ID, VIDEO_ID, EVENT_TS, SURFACE, POSITION)
 WATCH_EVENT_TYPES = ("view", "skip")  # the event types that must carry watch_ms
@@ -190,32 +184,6 @@ def transform_events(checked: DataFrame, date: str) -> DataFrame:
     )
 
 
-def transform_quarantine(checked: DataFrame, date: str, source: str = FEED) -> DataFrame:
-    """Rows that broke the contract, in the bronze.quarantine schema (the raw line as ``record``)."""
-    return checked.where(F.col(REASON).isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col(FILE).alias("file"),
-        F.col(LINE).cast("long").alias("line"),
-        F.col(REASON).alias("reason"),
-        F.col(RECORD).alias("record"),
-        F.lit(date).alias(DT),
-    )
-
-
-def load(events: DataFrame, quarantine: DataFrame, settings: Settings, date: str) -> dict[str, int]:
-    """Replace ``dt=date`` of bronze.events and ``(dt=date, source=events)`` of bronze.quarantine.
-
-    Returns:
-        The Delta version of each table after its commit.
-    """
-    return {
-        EVENTS.name: write_delta(events, EVENTS, settings, date),
-        QUARANTINE.name: write_delta(
-            quarantine, QUARANTINE, settings, date, extra_partition={"source": FEED}
-        ),
-    }
-
-
 def main(date: str, settings: Settings) -> dict[str, Any]:
     """Ingest the events drop of ``date`` and return the run's facts.
 
@@ -228,10 +196,15 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
     lines, files = extract(spark, settings, date)
     checked = transform_parse(lines, date).persist()
     try:
-        by_reason = {
-            (row[REASON] or "valid"): int(row["count"]) for row in checked.groupBy(REASON).count().collect()
-        }
-        versions = load(transform_events(checked, date), transform_quarantine(checked, date), settings, date)
+        by_reason = count_by_reason(checked)
+        versions = load(
+            transform_events(checked, date),
+            EVENTS,
+            transform_quarantine(checked, FEED, date),
+            FEED,
+            settings,
+            date,
+        )
     finally:
         checked.unpersist()
     valid = by_reason.pop("valid", 0)

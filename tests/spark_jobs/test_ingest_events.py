@@ -10,6 +10,7 @@ from reelrec import lake
 from reelrec.catalog import EVENTS, QUARANTINE
 from reelrec.settings import Settings
 from spark_jobs import ingest_events
+from spark_jobs.quarantine import transform_quarantine
 from tests.spark_jobs.tiny import ABSENT, D, event, event_line, frame, write_event_drop
 
 pytestmark = pytest.mark.spark
@@ -61,7 +62,7 @@ def test_quarantine_rows_keep_file_line_and_raw_record(spark: SparkSession) -> N
     bad = '{"event_id": "e-2", "event_type": '
     checked = ingest_events.transform_parse(lines_frame(spark, [event_line(), bad]), D)
 
-    quarantine = ingest_events.transform_quarantine(checked, D)
+    quarantine = transform_quarantine(checked, "events", D)
 
     expected = spark.createDataFrame(
         [("events", FILE, 2, "malformed_json", bad, D)],

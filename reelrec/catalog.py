@@ -36,7 +36,10 @@ EVENT_TIMESTAMP = "event_timestamp"
 EVENT_TYPES = ("impression", "view", "like", "share", "follow", "skip")
 SURFACES = ("spotlight", "discover", "stories")
 FRAME_EMBEDDING_DIM = 32
+TEXT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 sentence embeddings
 RECENT_HISTORY_LEN = 50
+MODEL_VERSION = "model_version"
+GENERATED_AT = "generated_at"
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,82 @@ CREATOR_FEATURES = Table(
     ),
 )
 
+VIDEO_CONTENT = Table(
+    name="video_content",
+    layer="silver",
+    key=(VIDEO_ID,),
+    description="Content embeddings of every video, written once, on the night dt it is first seen. "
+    "event_timestamp is the upload time: the content is known from the moment of upload.",
+    schema=pa.schema(
+        [
+            pa.field(VIDEO_ID, pa.string(), nullable=False),
+            pa.field(CREATOR_ID, pa.string(), nullable=False),
+            pa.field("text_embedding", pa.list_(pa.float32()), nullable=False),  # unit norm, 384-d
+            pa.field("frame_embedding", pa.list_(pa.float32())),  # upstream, 32-d, may be missing
+            pa.field("text_encoder", pa.string(), nullable=False),  # model that made text_embedding
+            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
+            pa.field(DT, pa.string(), nullable=False),
+        ]
+    ),
+)
+
+# ---------------------------------------------------------------- gold: model outputs of the night dt
+CANDIDATES = Table(
+    name="candidates",
+    layer="gold",
+    key=(USER_ID, DT),
+    description="Top-N retrieval candidates per active user, best first, unwatched videos only.",
+    schema=pa.schema(
+        [
+            pa.field(USER_ID, pa.string(), nullable=False),
+            pa.field("video_ids", pa.list_(pa.string()), nullable=False),
+            pa.field("scores", pa.list_(pa.float32()), nullable=False),
+            pa.field(MODEL_VERSION, pa.string(), nullable=False),
+            pa.field(GENERATED_AT, TS, nullable=False),
+            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
+            pa.field(DT, pa.string(), nullable=False),
+        ]
+    ),
+)
+
+USER_EMBEDDINGS = Table(
+    name="user_embeddings",
+    layer="gold",
+    key=(USER_ID, DT),
+    description="User-tower embedding of every active user (unit norm).",
+    schema=pa.schema(
+        [
+            pa.field(USER_ID, pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+            pa.field(MODEL_VERSION, pa.string(), nullable=False),
+            pa.field(GENERATED_AT, TS, nullable=False),
+            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
+            pa.field(DT, pa.string(), nullable=False),
+        ]
+    ),
+)
+
+VIDEO_EMBEDDINGS = Table(
+    name="video_embeddings",
+    layer="gold",
+    key=(VIDEO_ID, DT),
+    description="Video-tower embedding of every eligible video (unit norm), fresh uploads included.",
+    schema=pa.schema(
+        [
+            pa.field(VIDEO_ID, pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+            pa.field(MODEL_VERSION, pa.string(), nullable=False),
+            pa.field(GENERATED_AT, TS, nullable=False),
+            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
+            pa.field(DT, pa.string(), nullable=False),
+        ]
+    ),
+)
+
 BRONZE_TABLES = (EVENTS, VIDEOS, USERS, CREATORS, FOLLOWS, QUARANTINE)
-SILVER_TABLES = (USER_FEATURES, VIDEO_FEATURES, CREATOR_FEATURES)
-ALL_TABLES = BRONZE_TABLES + SILVER_TABLES
+SILVER_TABLES = (USER_FEATURES, VIDEO_FEATURES, CREATOR_FEATURES, VIDEO_CONTENT)
+GOLD_TABLES = (CANDIDATES, USER_EMBEDDINGS, VIDEO_EMBEDDINGS)
+ALL_TABLES = BRONZE_TABLES + SILVER_TABLES + GOLD_TABLES
 TABLES = {t.name: t for t in ALL_TABLES}
 
 

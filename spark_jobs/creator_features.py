@@ -40,9 +40,9 @@ from reelrec.catalog import (
     VIDEOS,
 )
 from reelrec.dates import add_days, date_range, day_bounds, feature_timestamp
+from reelrec.jobs import run_job
 from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
-from spark_jobs.runner import run_job
 from spark_jobs.snapshots import require_snapshot
 from spark_jobs.windows import count_where, in_window, rate
 

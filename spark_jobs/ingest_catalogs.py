@@ -46,11 +46,11 @@ from reelrec.catalog import (
     Table,
 )
 from reelrec.dates import day_bounds
+from reelrec.jobs import run_job
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
 from reelrec.spark import get_spark
 from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
-from spark_jobs.runner import run_job
 
 FEEDS: dict[str, Table] = {"videos": VIDEOS, "users": USERS, "creators": CREATORS, "follows": FOLLOWS}
 AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45+")

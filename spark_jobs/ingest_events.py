@@ -46,11 +46,11 @@ from reelrec.catalog import (
     WATCH_MS,
 )
 from reelrec.dates import day_bounds
+from reelrec.jobs import run_job
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
 from reelrec.spark import get_spark
 from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
-from spark_jobs.runner import run_job
 
 FEED = "events"
 

@@ -43,9 +43,9 @@ from reelrec.catalog import (
     WATCH_MS,
 )
 from reelrec.dates import date_range, feature_timestamp
+from reelrec.jobs import run_job
 from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
-from spark_jobs.runner import run_job
 from spark_jobs.snapshots import require_snapshot
 from spark_jobs.windows import (
     FEATURE_WINDOWS,

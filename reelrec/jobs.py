@@ -1,4 +1,4 @@
-"""Command-line wrapper shared by the Spark jobs: ``python -m spark_jobs.<job> --date D``."""
+"""Command-line wrapper shared by the jobs: ``python -m spark_jobs.<job> --date D``."""
 
 from __future__ import annotations
 

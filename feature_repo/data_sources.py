@@ -1,4 +1,4 @@
-"""Feast data sources: the silver Delta feature tables.
+"""Feast data sources: the silver feature tables and the gold model outputs, all Delta.
 
 Each source is one Delta table of the catalog, read by Feast's DuckDB offline store through
 DuckDB's ``delta`` extension (``delta_scan``), which honours the Delta log: files that a partition
@@ -15,7 +15,17 @@ from __future__ import annotations
 from feast import FileSource
 from feast.data_format import DeltaFormat
 
-from reelrec.catalog import CREATOR_FEATURES, EVENT_TIMESTAMP, USER_FEATURES, VIDEO_FEATURES, Table
+from reelrec.catalog import (
+    CANDIDATES,
+    CREATOR_FEATURES,
+    EVENT_TIMESTAMP,
+    USER_EMBEDDINGS,
+    USER_FEATURES,
+    VIDEO_CONTENT,
+    VIDEO_EMBEDDINGS,
+    VIDEO_FEATURES,
+    Table,
+)
 from reelrec.settings import Settings
 
 OWNER = "recsys-features@reelrec.dev"
@@ -48,3 +58,7 @@ _settings = Settings.from_env()
 user_features_source = delta_source(USER_FEATURES, _settings)
 video_features_source = delta_source(VIDEO_FEATURES, _settings)
 creator_features_source = delta_source(CREATOR_FEATURES, _settings)
+video_content_source = delta_source(VIDEO_CONTENT, _settings)
+candidates_source = delta_source(CANDIDATES, _settings)
+user_embeddings_source = delta_source(USER_EMBEDDINGS, _settings)
+video_embeddings_source = delta_source(VIDEO_EMBEDDINGS, _settings)

@@ -12,15 +12,23 @@ from feast import FeatureService
 from feature_repo.data_sources import OWNER
 from feature_repo.feature_views import (
     creator_daily_audience_fv,
+    user_daily_candidates_fv,
+    user_daily_embedding_fv,
     user_daily_engagement_fv,
+    video_daily_embedding_fv,
     video_daily_performance_fv,
+    video_static_content_fv,
 )
 
 two_tower_v1 = FeatureService(
     name="two_tower_v1",
-    features=[user_daily_engagement_fv, video_daily_performance_fv],
-    description="Inputs of the two-tower retrieval model v1: user engagement (user tower) and "
-    "video performance (video tower).",
+    features=[
+        user_daily_engagement_fv,
+        video_daily_performance_fv,
+        video_static_content_fv[["text_embedding", "frame_embedding"]],
+    ],
+    description="Inputs of the two-tower retrieval model v1: user engagement (user tower), video "
+    "performance and content embeddings (video tower).",
     owner=OWNER,
     tags={"consumer": "models.two_tower", "version": "1"},
 )
@@ -33,4 +41,21 @@ creator_insights_v1 = FeatureService(
     tags={"consumer": "creator_insights", "version": "1"},
 )
 
-FEATURE_SERVICES = [two_tower_v1, creator_insights_v1]
+recommendations_v1 = FeatureService(
+    name="recommendations_v1",
+    features=[user_daily_candidates_fv],
+    description="What a feed service reads per user: the night's candidate list, its scores, the "
+    "model version and when it was generated.",
+    owner=OWNER,
+    tags={"consumer": "feed_service", "version": "1"},
+)
+
+embeddings_v1 = FeatureService(
+    name="embeddings_v1",
+    features=[user_daily_embedding_fv, video_daily_embedding_fv],
+    description="Two-tower user and video embeddings for online nearest-neighbour services.",
+    owner=OWNER,
+    tags={"consumer": "ann_service", "version": "1"},
+)
+
+FEATURE_SERVICES = [two_tower_v1, creator_insights_v1, recommendations_v1, embeddings_v1]

@@ -15,26 +15,38 @@ from datetime import timedelta
 
 import pyarrow as pa
 from feast import FeatureView, Field, FileSource
-from feast.types import Array, FeastType, Float32, Float64, Int32, Int64, String
+from feast.types import Array, FeastType, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 from feature_repo.data_sources import (
     OWNER,
+    candidates_source,
     creator_features_source,
+    user_embeddings_source,
     user_features_source,
+    video_content_source,
+    video_embeddings_source,
     video_features_source,
 )
 from feature_repo.entities import creator, user, video
 from reelrec.catalog import (
+    CANDIDATES,
     CREATOR_FEATURES,
     CREATOR_ID,
+    GENERATED_AT,
+    MODEL_VERSION,
+    TS,
+    USER_EMBEDDINGS,
     USER_FEATURES,
     USER_ID,
+    VIDEO_CONTENT,
+    VIDEO_EMBEDDINGS,
     VIDEO_FEATURES,
     VIDEO_ID,
     Table,
 )
 
 DAILY_TTL = timedelta(days=2)
+NO_EXPIRY = timedelta(0)  # Feast: a zero TTL never expires (content does not age)
 
 _PRIMITIVES: dict[pa.DataType, FeastType] = {
     pa.string(): String,
@@ -42,6 +54,7 @@ _PRIMITIVES: dict[pa.DataType, FeastType] = {
     pa.int32(): Int32,
     pa.float64(): Float64,
     pa.float32(): Float32,
+    TS: UnixTimestamp,
 }
 
 
@@ -177,13 +190,126 @@ def creator_daily_audience(source: FileSource) -> FeatureView:
     )
 
 
+# ---------------------------------------------------------------- content (static per video)
+def video_static_content(source: FileSource) -> FeatureView:
+    """What a video shows and says: caption/hashtag text embedding and the upstream frame embedding.
+
+    Rows are valid from the upload time and never expire: content does not change.
+    """
+    t = VIDEO_CONTENT
+    return FeatureView(
+        name="video_static_content",
+        entities=[video],
+        ttl=NO_EXPIRY,
+        schema=[
+            catalog_field(t, VIDEO_ID, "Video id (join key)."),
+            catalog_field(t, CREATOR_ID, "Creator who uploaded the video."),
+            catalog_field(
+                t, "text_embedding", "all-MiniLM-L6-v2 embedding of caption + hashtags (384-d, unit norm)."
+            ),
+            catalog_field(t, "frame_embedding", "Upstream visual embedding of sampled frames (32-d)."),
+            catalog_field(t, "text_encoder", "Model that produced text_embedding."),
+        ],
+        source=source,
+        online=True,
+        description="Multimodal content embeddings of a video (text + frames), valid from upload.",
+        owner=OWNER,
+        tags=_tags(t, "content") | {"grain": "static"},
+    )
+
+
+# ---------------------------------------------------------------- model outputs (gold)
+def user_daily_candidates(source: FileSource) -> FeatureView:
+    """The night's retrieval candidates of a user, best first, with the model version behind them."""
+    t = CANDIDATES
+    return FeatureView(
+        name="user_daily_candidates",
+        entities=[user],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, USER_ID, "User id (join key)."),
+            catalog_field(t, "video_ids", "Candidate videos, best first; never a video the user watched."),
+            catalog_field(t, "scores", "Retrieval score of each candidate (same order as video_ids)."),
+            catalog_field(t, MODEL_VERSION, "Model version that produced the list."),
+            catalog_field(t, GENERATED_AT, "When the scoring job produced the list (UTC)."),
+        ],
+        source=source,
+        online=True,
+        description="Top-N two-tower retrieval candidates per active user, published nightly.",
+        owner=OWNER,
+        tags=_tags(t, "candidates") | {"plane": "model"},
+    )
+
+
+def user_daily_embedding(source: FileSource) -> FeatureView:
+    """The user-tower embedding of a user, for online nearest-neighbour retrieval."""
+    t = USER_EMBEDDINGS
+    return FeatureView(
+        name="user_daily_embedding",
+        entities=[user],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, USER_ID, "User id (join key)."),
+            catalog_field(t, "embedding", "User-tower embedding (unit norm)."),
+            catalog_field(t, MODEL_VERSION, "Model version that produced the embedding."),
+            catalog_field(t, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
+        ],
+        source=source,
+        online=True,
+        description="Two-tower user embeddings of every active user, published nightly.",
+        owner=OWNER,
+        tags=_tags(t, "embedding") | {"plane": "model"},
+    )
+
+
+def video_daily_embedding(source: FileSource) -> FeatureView:
+    """The video-tower embedding of a video (fresh uploads included), matching the ANN index."""
+    t = VIDEO_EMBEDDINGS
+    return FeatureView(
+        name="video_daily_embedding",
+        entities=[video],
+        ttl=DAILY_TTL,
+        schema=[
+            catalog_field(t, VIDEO_ID, "Video id (join key)."),
+            catalog_field(t, "embedding", "Video-tower embedding (unit norm)."),
+            catalog_field(t, MODEL_VERSION, "Model version that produced the embedding."),
+            catalog_field(t, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
+        ],
+        source=source,
+        online=True,
+        description="Two-tower video embeddings of every eligible video, published nightly.",
+        owner=OWNER,
+        tags=_tags(t, "embedding") | {"plane": "model"},
+    )
+
+
 user_daily_engagement_fv = user_daily_engagement(user_features_source)
 video_daily_performance_fv = video_daily_performance(video_features_source)
 creator_daily_audience_fv = creator_daily_audience(creator_features_source)
+video_static_content_fv = video_static_content(video_content_source)
+user_daily_candidates_fv = user_daily_candidates(candidates_source)
+user_daily_embedding_fv = user_daily_embedding(user_embeddings_source)
+video_daily_embedding_fv = video_daily_embedding(video_embeddings_source)
 
-# Which silver table feeds which view: reelrec.feast_store rebuilds the views for other settings.
+# Which Delta table feeds which view: reelrec.feast_store rebuilds the views for other settings.
 VIEW_BUILDERS: dict[Table, Callable[[FileSource], FeatureView]] = {
     USER_FEATURES: user_daily_engagement,
     VIDEO_FEATURES: video_daily_performance,
     CREATOR_FEATURES: creator_daily_audience,
+    VIDEO_CONTENT: video_static_content,
+    CANDIDATES: user_daily_candidates,
+    USER_EMBEDDINGS: user_daily_embedding,
+    VIDEO_EMBEDDINGS: video_daily_embedding,
 }
+
+# Which DAG step materializes which views (reelrec.feast_store.materialize, ``group=``):
+#   features: the daily silver features, right after the "features" suite passed;
+#   content:  content embeddings of the videos first seen on D (rows valid from their upload);
+#   outputs:  the night's model outputs, only after the "outputs" suite passed (publishing).
+VIEW_GROUPS: dict[str, tuple[str, ...]] = {
+    "features": ("creator_daily_audience", "user_daily_engagement", "video_daily_performance"),
+    "content": ("video_static_content",),
+    "outputs": ("user_daily_candidates", "user_daily_embedding", "video_daily_embedding"),
+}
+BY_DT_VIEWS = frozenset(VIEW_GROUPS["content"])
+"""Views whose rows are not stamped with the end of ``dt``: materialize the ``dt=D`` partition's rows."""

@@ -295,11 +295,38 @@ def _window_counts(view: FeatureView, start: datetime, end: datetime) -> tuple[i
     return rows.num_rows, rows.group_by(keys).aggregate([]).num_rows
 
 
-def materialize(date: str, settings: Settings, feature_views: Sequence[str] | None = None) -> dict[str, Any]:
+def _dt_window(view: FeatureView, date: str, end: datetime) -> tuple[datetime, int, int]:
+    """Window start, rows and entities of a view whose ``dt=D`` rows carry earlier timestamps.
+
+    Content rows are stamped with the upload time but written on the night the video is first
+    seen; the window therefore starts at the earliest timestamp of the ``dt=D`` partition.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    keys = [column.name for column in view.entity_columns]
+    dataset = DeltaTable(_delta_source(view).path).to_pyarrow_dataset()
+    rows = dataset.to_table(columns=[*keys, EVENT_TIMESTAMP], filter=ds.field("dt") == date)
+    if not rows.num_rows:
+        return end, 0, 0
+    first = pc.min(rows.column(EVENT_TIMESTAMP)).as_py()
+    return first, rows.num_rows, len(pc.unique(rows.column(keys[0])))
+
+
+def materialize(
+    date: str,
+    settings: Settings,
+    feature_views: Sequence[str] | None = None,
+    group: str = "features",
+) -> dict[str, Any]:
     """Load logical date ``D``'s feature rows into the online store, never rolling it back.
 
     Materializes the window ``[D 00:00, D+1 00:00)`` UTC (silver rows carry ``event_timestamp =
-    D 23:59:59``) for every registered view, or for ``feature_views``. A view whose watermark
+    D 23:59:59``) for the views of ``group`` (``features``, ``content`` or ``outputs``; see
+    :data:`feature_repo.feature_views.VIEW_GROUPS`), or for ``feature_views``. Content views
+    (rows valid from the upload time) start their window at the earliest row of ``dt=D`` and
+    are skipped when D brought no new video. A view whose watermark
     (see the module docstring) is later than ``D+1 00:00`` is skipped: its online values are
     already newer. Rerunning the watermark's own date rewrites the same values.
 
@@ -316,7 +343,15 @@ def materialize(date: str, settings: Settings, feature_views: Sequence[str] | No
     started = time.perf_counter()
     start, end = day_window(date)
     store = get_store(settings)
+    from feature_repo.feature_views import BY_DT_VIEWS, VIEW_GROUPS
+
     views = {view.name: view for view in store.list_feature_views(allow_cache=False)}
+    if feature_views is None:
+        if group not in VIEW_GROUPS:
+            raise ValueError(
+                f"materialize dt={date}: unknown view group {group!r}; known: {sorted(VIEW_GROUPS)}"
+            )
+        feature_views = [name for name in VIEW_GROUPS[group] if name in views]
     if feature_views is not None:
         unknown = sorted(set(feature_views) - set(views))
         if unknown:
@@ -328,7 +363,7 @@ def materialize(date: str, settings: Settings, feature_views: Sequence[str] | No
         raise ValueError(f"materialize dt={date}: project {store.project} has no feature views; run apply")
 
     report: dict[str, dict[str, Any]] = {}
-    plan: list[tuple[FeatureView, int, int]] = []
+    plan: list[tuple[FeatureView, datetime, int, int]] = []
     for name, view in sorted(views.items()):
         mark = watermark(view)
         if mark is not None and mark > end:
@@ -339,6 +374,13 @@ def materialize(date: str, settings: Settings, feature_views: Sequence[str] | No
                 "watermark_date": at,
             }
             continue
+        if name in BY_DT_VIEWS:
+            first, rows, entities = _dt_window(view, date, end)
+            if rows == 0:
+                report[name] = {"status": "skipped", "reason": f"no new rows in dt={date}"}
+                continue
+            plan.append((view, min(first, start), rows, entities))
+            continue
         rows, entities = _window_counts(view, start, end)
         if rows == 0:
             raise ValueError(
@@ -346,13 +388,13 @@ def materialize(date: str, settings: Settings, feature_views: Sequence[str] | No
                 f"with {EVENT_TIMESTAMP} in [{start.isoformat()}, {end.isoformat()}]; "
                 "run its feature job for this date first"
             )
-        plan.append((view, rows, entities))
+        plan.append((view, start, rows, entities))
 
-    for view, rows, entities in plan:
+    for view, view_start, rows, entities in plan:
         view_started = time.perf_counter()
         # Feast prints progress on stdout; keep stdout clean for JSON-printing callers.
         with contextlib.redirect_stdout(sys.stderr):
-            store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+            store.materialize(start_date=view_start, end_date=end, feature_views=[view.name])
         report[view.name] = {
             "status": "materialized",
             "table": _source_label(view),

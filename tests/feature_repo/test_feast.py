@@ -28,6 +28,19 @@ D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
 USERS = ("u000001", "u000002")
 VIDEOS = ("v0000001", "v0000002", "v0000003")
 CREATOR = "c00001"
+UPLOADED = datetime(2026, 10, 30, 8, tzinfo=UTC)  # content rows are valid from the upload time
+
+
+ALL_VIEWS = [
+    "creator_daily_audience",
+    "user_daily_candidates",
+    "user_daily_embedding",
+    "user_daily_engagement",
+    "video_daily_embedding",
+    "video_daily_performance",
+    "video_static_content",
+]
+ALL_SERVICES = ["creator_insights_v1", "embeddings_v1", "recommendations_v1", "two_tower_v1"]
 
 
 def end_of(date: str) -> datetime:
@@ -81,6 +94,19 @@ def write_silver(settings: Settings, date: str, bump: int = 0) -> None:
     lake.write_partition(catalog.USER_FEATURES, settings, users, date)
     lake.write_partition(catalog.VIDEO_FEATURES, settings, videos, date)
     lake.write_partition(catalog.CREATOR_FEATURES, settings, creators, date)
+    if not lake.exists(catalog.VIDEO_CONTENT, settings):  # content: written once, on the first night
+        content = pa.table(
+            {
+                catalog.VIDEO_ID: list(VIDEOS),
+                catalog.CREATOR_ID: [CREATOR] * 3,
+                "text_embedding": [[float(i == j) for j in range(4)] for i in range(3)],
+                "frame_embedding": [None, [0.5, 0.5], None],
+                "text_encoder": ["test"] * 3,
+                catalog.EVENT_TIMESTAMP: [UPLOADED] * 3,
+                catalog.DT: [date] * 3,
+            }
+        )
+        lake.write_partition(catalog.VIDEO_CONTENT, settings, content, date)
 
 
 @pytest.fixture
@@ -101,9 +127,10 @@ def user_impressions(settings: Settings, user_id: str = USERS[0]) -> Any:
 def test_every_view_field_comes_from_the_catalog_with_description_and_type() -> None:
     for table, build in VIEW_BUILDERS.items():
         view = build(_source_for(table))
-        assert view.name.count("_") >= 2 and "_daily_" in view.name, view.name
-        assert view.ttl == timedelta(days=2)
-        assert view.owner and view.tags["source_table"] == f"silver.{table.name}"
+        assert view.name.count("_") >= 2 and view.name.split("_")[1] in ("daily", "static"), view.name
+        # daily rows expire after two days; content is valid from upload and never expires
+        assert view.ttl == (timedelta(0) if table is catalog.VIDEO_CONTENT else timedelta(days=2))
+        assert view.owner and view.tags["source_table"] == f"{table.layer}.{table.name}"
         fields = [*view.entity_columns, *view.features]
         # every silver column but the partition and the timestamp is served, none invented
         assert {f.name for f in fields} == set(table.columns) - {catalog.DT, catalog.EVENT_TIMESTAMP}
@@ -126,9 +153,12 @@ def _source_for(table: catalog.Table) -> Any:
 
 def test_services_are_versioned_and_two_tower_joins_user_and_video() -> None:
     services = {s.name: s for s in FEATURE_SERVICES}
-    assert set(services) == {"two_tower_v1", "creator_insights_v1"}
+    assert set(services) == {"two_tower_v1", "creator_insights_v1", "recommendations_v1", "embeddings_v1"}
     two_tower = {p.name for p in services["two_tower_v1"].feature_view_projections}
-    assert two_tower == {"user_daily_engagement", "video_daily_performance"}
+    assert two_tower == {"user_daily_engagement", "video_daily_performance", "video_static_content"}
+    assert {p.name for p in services["recommendations_v1"].feature_view_projections} == {
+        "user_daily_candidates"
+    }
 
 
 def test_feast_cli_sees_each_definition_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,12 +168,8 @@ def test_feast_cli_sees_each_definition_once(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(repo)  # what `feast -c feature_repo plan` does before importing the files
     monkeypatch.syspath_prepend(str(repo))
     contents = parse_repo(repo)
-    assert sorted(v.name for v in contents.feature_views) == [
-        "creator_daily_audience",
-        "user_daily_engagement",
-        "video_daily_performance",
-    ]
-    assert sorted(s.name for s in contents.feature_services) == ["creator_insights_v1", "two_tower_v1"]
+    assert sorted(v.name for v in contents.feature_views) == ALL_VIEWS
+    assert sorted(s.name for s in contents.feature_services) == ALL_SERVICES
     assert sorted(e.name for e in contents.entities if e.name != "__dummy") == ["creator", "user", "video"]
 
 
@@ -188,12 +214,8 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
     t0 = time.perf_counter()
     applied = feast_store.apply(settings)
     apply_s = time.perf_counter() - t0
-    assert applied["feature_views"] == [
-        "creator_daily_audience",
-        "user_daily_engagement",
-        "video_daily_performance",
-    ]
-    assert applied["feature_services"] == ["creator_insights_v1", "two_tower_v1"]
+    assert applied["feature_views"] == ALL_VIEWS
+    assert applied["feature_services"] == ALL_SERVICES
     assert applied["entities"] == ["creator", "user", "video"]
     again = feast_store.apply(settings)
     assert {**again, "seconds": 0} == {**applied, "seconds": 0}  # idempotent: same objects, nothing deleted
@@ -211,6 +233,8 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
     assert training["user_daily_engagement__impressions_1d"].tolist() == [20, 21]
     assert training["video_daily_performance__impressions_1d"].tolist() == [200, 1]
     assert training["video_daily_performance__creator_id"].tolist() == [CREATOR, CREATOR]
+    text = training["video_static_content__text_embedding"].tolist()
+    assert [list(v) for v in text] == [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
 
     for date in (D1, D2):
         report = feast_store.materialize(date, settings)
@@ -223,6 +247,15 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
         "seconds": 0,
     }
     assert report["views"]["video_daily_performance"]["entities"] == 3
+    assert set(report["views"]) == {
+        "creator_daily_audience",
+        "user_daily_engagement",
+        "video_daily_performance",
+    }
+    content = feast_store.materialize(D1, settings, group="content")["views"]["video_static_content"]
+    assert content["status"] == "materialized" and content["entities"] == 3
+    nothing_new = feast_store.materialize(D2, settings, group="content")["views"]["video_static_content"]
+    assert nothing_new == {"status": "skipped", "reason": f"no new rows in dt={D2}"}
 
     t0 = time.perf_counter()
     online = feast_store.online_features(settings, user_id=USERS[0], video_id=VIDEOS[0], creator_id=CREATOR)
@@ -234,6 +267,7 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
     assert user["features"]["watch_ms_1d"] is None
     assert online["views"]["video_daily_performance"]["features"]["trending_score"] == 2.25
     assert online["views"]["creator_daily_audience"]["features"]["followers_total"] == 2000
+    assert online["views"]["video_static_content"]["features"]["text_embedding"] == [1.0, 0.0, 0.0, 0.0]
     print(
         f"\ntimings (tiny data): apply {apply_s:.2f}s, online read {read_s:.3f}s, "
         f"materialize D2 {report['seconds']:.2f}s"
@@ -401,7 +435,7 @@ def test_production_config_redis_and_postgres_registry(settings: Settings) -> No
     write_silver(prod, D2)
     try:
         applied = feast_store.apply(prod)
-        assert applied["feast_env"] == "production" and len(applied["feature_views"]) == 3
+        assert applied["feast_env"] == "production" and len(applied["feature_views"]) == len(ALL_VIEWS)
         store = feast_store.get_store(prod)
         assert store.config.online_store.type == "redis"
         assert type(store.registry).__name__ == "SqlRegistry"

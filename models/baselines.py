@@ -1,0 +1,210 @@
+"""Non-learned retrieval baselines, scored in the same top-k harness as the trained model.
+
+- Popularity: every user gets the items with the most training positives.
+- Item-item co-visitation: a user's score for item ``j`` is the number of (history item, co-visitor)
+  pairs that reach ``j``, i.e. ``history @ C`` with ``C[i, j]`` = users with positives on both ``i`` and
+  ``j``; popularity breaks ties and covers users without history.
+
+Inputs are parallel index arrays of training positives (``user_index[n]``, ``item_index[n]``) already
+mapped to contiguous ids ``[0, U)`` and ``[0, I)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+DEFAULT_MAX_ITEMS_PER_USER = 50
+POPULARITY_TIE_BREAK = 1e-6
+
+
+def _check_index(name: str, index: np.ndarray, size: int, size_name: str) -> np.ndarray:
+    """``index`` as a 1-D int64 array, after checking every value lies in ``[0, size)``."""
+    index = np.asarray(index)
+    if index.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {index.shape}")
+    if index.size and not np.issubdtype(index.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer indices, got dtype {index.dtype}")
+    index = index.astype(np.int64, copy=False)
+    if index.size and (index.min() < 0 or index.max() >= size):
+        raise ValueError(
+            f"{name} holds values in [{index.min()}, {index.max()}], outside [0, {size_name}={size})"
+        )
+    return index
+
+
+def popularity_scores(item_index: np.ndarray, n_items: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Popularity of each item: its (weighted) count of training positives.
+
+    Args:
+        item_index: ``(N,)`` int item index of each training positive.
+        n_items: Catalog size ``I``.
+        weights: Optional ``(N,)`` weight of each positive (e.g. a recency decay); ``None`` counts 1 each.
+
+    Returns:
+        ``(I,)`` float32 scores; items without positives score 0.
+
+    Raises:
+        ValueError: If an item index is outside ``[0, n_items)`` or ``weights`` does not match ``item_index``.
+    """
+    item_index = _check_index("item_index", item_index, n_items, "n_items")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != item_index.shape:
+            raise ValueError(f"weights has shape {weights.shape} but item_index has {item_index.shape}")
+    return np.bincount(item_index, weights=weights, minlength=n_items).astype(np.float32)
+
+
+def user_history_matrix(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    n_users: int,
+    n_items: int,
+    timestamps: np.ndarray | None = None,
+    max_items_per_user: int | None = None,
+) -> sp.csr_matrix:
+    """Binary ``(U, I)`` matrix of each user's positives, optionally only the most recent ones.
+
+    Repeated ``(user, item)`` pairs count once. With ``timestamps`` and ``max_items_per_user``, each user
+    keeps only the ``max_items_per_user`` distinct items with the latest positives (ties go to the lower
+    item index); without ``timestamps`` the inputs carry no order and nothing is dropped.
+
+    Args:
+        user_index: ``(N,)`` int user index of each positive.
+        item_index: ``(N,)`` int item index of each positive.
+        n_users: Number of users ``U``.
+        n_items: Catalog size ``I``.
+        timestamps: Optional ``(N,)`` sortable time of each positive (e.g. epoch ms).
+        max_items_per_user: History cap, used only together with ``timestamps``.
+
+    Returns:
+        ``(U, I)`` float32 CSR with ones at each kept ``(user, item)``, sorted indices.
+
+    Raises:
+        ValueError: If the indices are out of range or the arrays differ in length.
+    """
+    user_index = _check_index("user_index", user_index, n_users, "n_users")
+    item_index = _check_index("item_index", item_index, n_items, "n_items")
+    if user_index.shape != item_index.shape:
+        raise ValueError(f"user_index has {user_index.size} positives but item_index has {item_index.size}")
+    if timestamps is not None and max_items_per_user is not None:
+        if max_items_per_user < 1:
+            raise ValueError(f"max_items_per_user must be >= 1, got {max_items_per_user}")
+        timestamps = np.asarray(timestamps)
+        if timestamps.shape != user_index.shape:
+            raise ValueError(f"timestamps has shape {timestamps.shape} but user_index has {user_index.shape}")
+        user_index, item_index = _latest_items(user_index, item_index, timestamps, max_items_per_user)
+    else:
+        pairs = np.unique(user_index * n_items + item_index)
+        user_index, item_index = pairs // n_items, pairs % n_items
+    history = sp.csr_matrix(
+        (np.ones(user_index.size, dtype=np.float32), (user_index, item_index)), shape=(n_users, n_items)
+    )
+    history.sort_indices()
+    return history
+
+
+def _latest_items(
+    user_index: np.ndarray, item_index: np.ndarray, timestamps: np.ndarray, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``(user, item)`` pairs of each user's ``cap`` most recently touched items."""
+    # Sort by user, then latest first (item breaks ties), so a pair's first occurrence is its latest.
+    order = np.lexsort((item_index, -_as_sort_key(timestamps), user_index))
+    users, items = user_index[order], item_index[order]
+    pair_keys = users * (int(item_index.max(initial=0)) + 1) + items
+    _, first = np.unique(pair_keys, return_index=True)
+    first.sort()  # back to (user, latest first) order
+    users, items = users[first], items[first]
+    # Rank of each pair inside its user's run: position minus the run's start.
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, users.size]))
+    keep = np.arange(users.size) - run_start < cap
+    return users[keep], items[keep]
+
+
+def _as_sort_key(timestamps: np.ndarray) -> np.ndarray:
+    """Timestamps as numbers that negate cleanly (datetime64 -> int64 ticks)."""
+    if np.issubdtype(timestamps.dtype, np.datetime64) or np.issubdtype(timestamps.dtype, np.integer):
+        return timestamps.astype(np.int64)
+    return timestamps.astype(np.float64)
+
+
+def covisitation_matrix(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    n_users: int,
+    n_items: int,
+    timestamps: np.ndarray | None = None,
+    max_items_per_user: int = DEFAULT_MAX_ITEMS_PER_USER,
+) -> sp.csr_matrix:
+    """Item-item co-visitation counts: ``C[i, j]`` = users with positives on both ``i`` and ``j``.
+
+    Built as ``B.T @ B`` over the binary user-item matrix ``B`` (a user's repeated positives on one item
+    count once), diagonal zeroed. With ``timestamps``, each user contributes only their
+    ``max_items_per_user`` most recent items: a heavy user's ``n`` items add ``n**2`` pairs, and the last
+    few items say more about what goes together now. Without ``timestamps`` every positive counts.
+
+    Args:
+        user_index: ``(N,)`` int user index of each training positive.
+        item_index: ``(N,)`` int item index of each training positive.
+        n_users: Number of users ``U``.
+        n_items: Catalog size ``I``.
+        timestamps: Optional ``(N,)`` sortable time of each positive, enabling the per-user cap.
+        max_items_per_user: Per-user history cap applied when ``timestamps`` is given.
+
+    Returns:
+        ``(I, I)`` symmetric float32 CSR, zero diagonal, no stored zeros.
+
+    Raises:
+        ValueError: If the indices are out of range or the arrays differ in length.
+    """
+    history = user_history_matrix(
+        user_index, item_index, n_users, n_items, timestamps=timestamps, max_items_per_user=max_items_per_user
+    )
+    covisit = (history.T @ history).tocsr().astype(np.float32)  # (I, I)
+    covisit.setdiag(0)
+    covisit.eliminate_zeros()
+    covisit.sort_indices()
+    return covisit
+
+
+def covisitation_scores(
+    history: sp.csr_matrix,
+    covisit: sp.csr_matrix,
+    popularity: np.ndarray,
+    rows: slice | np.ndarray,
+    tie_break: float = POPULARITY_TIE_BREAK,
+) -> np.ndarray:
+    """Co-visitation scores for a block of users, with popularity as tie-break and fallback.
+
+    ``scores = history[rows] @ covisit + tie_break * popularity / popularity.max()``. A user without history
+    scores only the popularity term, so their ranking is the popularity ranking; among items with equal
+    co-visitation the more popular comes first. The tie-break is below 1 while co-visitation scores are
+    integers (binary history, count matrix), so it never reorders distinct co-visitation scores. In float32 it
+    resolves popularity only while the co-visitation score is small (its spacing at 16 is ~2e-6), so for
+    large scores equal-scored items tie exactly and the top-k harness falls back to the lower item index.
+
+    Args:
+        history: ``(U, I)`` binary CSR of each user's recent positives (see :func:`user_history_matrix`).
+        covisit: ``(I, I)`` CSR from :func:`covisitation_matrix`.
+        popularity: ``(I,)`` scores from :func:`popularity_scores`.
+        rows: The users to score: a slice or an int array of row indices, ``B`` users.
+        tie_break: Weight of the normalised popularity term.
+
+    Returns:
+        ``(B, I)`` dense float32 scores.
+
+    Raises:
+        ValueError: If the shapes of ``history``, ``covisit`` and ``popularity`` disagree.
+    """
+    n_items = covisit.shape[1]
+    if covisit.shape[0] != n_items or history.shape[1] != n_items or np.shape(popularity) != (n_items,):
+        raise ValueError(
+            f"shapes disagree: history {history.shape}, covisit {covisit.shape}, "
+            f"popularity {np.shape(popularity)}; expected (U, I), (I, I), (I,)"
+        )
+    scores = np.asarray((history[rows] @ covisit).toarray(), dtype=np.float32)  # (B, I)
+    top = float(np.max(popularity, initial=0.0))
+    if top > 0:
+        scores += (tie_break * np.asarray(popularity, dtype=np.float64) / top).astype(np.float32)
+    return scores

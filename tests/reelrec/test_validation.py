@@ -184,8 +184,9 @@ def write_suite(suite: str, settings: Settings, date: str = D, **overrides: list
 def test_suite_tables() -> None:
     assert suite_tables("bronze") == ["events", "videos", "users", "creators", "follows"]
     assert suite_tables("features") == ["user_features", "video_features", "creator_features"]
-    with pytest.raises(KeyError, match="outputs"):
-        suite_tables("outputs")
+    assert suite_tables("outputs") == ["candidates", "user_embeddings", "video_embeddings"]
+    with pytest.raises(KeyError, match="unknown validation suite 'gold'"):
+        suite_tables("gold")
 
 
 @pytest.mark.parametrize("suite", ["bronze", "features"])

@@ -113,6 +113,26 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.serving import format_recommendations, recommend
+
+    if args.k is not None and args.k < 1:
+        raise SystemExit(f"--k must be >= 1, got {args.k}")
+    recs = recommend(settings, args.user, k=args.k)
+    found = [r for r in recs if r["found"]]
+    if args.json:
+        keys = ("user_id", "model_version", "generated_at", "items")
+        shown = [{key: r[key] for key in keys} for r in found]
+        if shown:
+            print(json.dumps(shown[0] if len(args.user) == 1 else shown, indent=2))
+    elif found:
+        print("\n\n".join(format_recommendations(r) for r in found))
+    for r in recs:
+        if not r["found"]:
+            print(f"no candidates in the Feast online store for user {r['user_id']}", file=sys.stderr)
+    return 0 if len(found) == len(recs) else 1
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from reelrec.airflow_local import start_ui
 
@@ -197,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--creator")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("recommend", help="print users' published candidates from the Feast online store")
+    p.add_argument("--user", action="append", required=True, help="user id (repeat for several users)")
+    p.add_argument("--k", type=int, default=None, help="show at most the k best items per user")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("ui", help="start Airflow locally on the project's DAGs")
     p.set_defaults(func=cmd_ui)

@@ -1,0 +1,235 @@
+"""Read a user's published recommendations: the small read API of feed services.
+
+The nightly pipeline publishes each user's candidate list (``gold.candidates``) to the Feast online
+store as the view ``user_daily_candidates``; services read it through the feature service
+``recommendations_v1``, their contract. Two ways lead to the same answer:
+
+- in process, through the Feast SDK: :func:`recommend`, or a :class:`Recommender` that keeps one
+  ``FeatureStore`` open in a long-lived service;
+- over HTTP, through Feast's feature server (``feast -c $REELREC_HOME/feast serve``): post
+  :func:`feature_server_request` to ``/get-online-features`` and decode the reply with
+  :func:`parse_feature_server_response`.
+
+Both return, per user and in input order::
+
+    {"user_id": "u000042", "model_version": "two_tower_v1-...", "generated_at": "2026-11-02T03:15:07+00:00",
+     "items": [{"video_id": "v0000007", "score": 0.91}, ...], "found": True}
+
+``generated_at`` has second precision (Feast stores timestamps as epoch seconds). Scores are float32
+in the lake and are given as the shortest decimal that reads back as the same float32 (``0.9``, not
+``0.8999999761581421``), which keeps their order.
+
+Freshness: a user is ``found`` when the online store holds a list for them. Feast 0.67 flags
+``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors, not on this read path, so a
+user whom later nights did not score keeps the last published list; its ``model_version`` and
+``generated_at`` say which night it came from. A status of ``OUTSIDE_MAX_AGE`` counts as not found.
+
+Feast is imported inside the functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reelrec.catalog import GENERATED_AT, MODEL_VERSION, USER_ID
+from reelrec.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+
+FEATURE_SERVICE = "recommendations_v1"
+VIEW = "user_daily_candidates"
+# Full feature names (``<view>__<feature>``) of the service's columns in an online response.
+VIDEO_IDS = f"{VIEW}__video_ids"
+SCORES = f"{VIEW}__scores"
+VERSION = f"{VIEW}__{MODEL_VERSION}"
+GENERATED = f"{VIEW}__{GENERATED_AT}"
+PRESENT = "PRESENT"  # FieldStatus name in the feature server's JSON
+
+
+def _check_ids(user_ids: Sequence[str]) -> None:
+    if isinstance(user_ids, str):  # a lone id would be read as one user per character
+        raise TypeError(f"user_ids must be a sequence of user ids, not the str {user_ids!r}")
+
+
+def _check_k(k: int | None) -> None:
+    if k is not None and k < 1:
+        raise ValueError(f"k must be >= 1 (items per user), got {k}")
+
+
+def _iso(value: datetime | int | float) -> str:
+    """ISO-8601 UTC string of a timestamp (a ``datetime`` from the SDK, epoch seconds over HTTP)."""
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        stamp = datetime.fromtimestamp(value, UTC)
+    return stamp.astimezone(UTC).isoformat()
+
+
+def _float32(values: Sequence[float | str]) -> list[float]:
+    """Shortest decimals that read back as the same float32 values (``"NaN"`` strings included)."""
+    import numpy as np
+
+    return [float(str(v)) for v in np.asarray([float(v) for v in values], dtype=np.float32)]
+
+
+def not_found(user_id: str) -> dict[str, Any]:
+    """The result for a user without candidates in the online store."""
+    return {"user_id": user_id, "model_version": None, "generated_at": None, "items": [], "found": False}
+
+
+def _assemble(
+    user_ids: Sequence[str], columns: Mapping[str, Sequence[Any]], found: Sequence[bool], k: int | None
+) -> list[dict[str, Any]]:
+    """Per-user dicts from column-oriented online values (one entry per user in every column).
+
+    Raises:
+        ValueError: naming the user when the stored list's video_ids and scores differ in length.
+    """
+    recs = []
+    for i, user_id in enumerate(user_ids):
+        if not found[i]:
+            recs.append(not_found(user_id))
+            continue
+        videos, scores = list(columns[VIDEO_IDS][i]), list(columns[SCORES][i])
+        if len(videos) != len(scores):
+            raise ValueError(
+                f"feature view {VIEW}, user {user_id}: {len(videos)} video_ids but {len(scores)} scores"
+            )
+        videos, scores = videos[:k], _float32(scores[:k])
+        recs.append(
+            {
+                "user_id": user_id,
+                "model_version": columns[VERSION][i],
+                "generated_at": _iso(columns[GENERATED][i]),
+                "items": [{"video_id": v, "score": s} for v, s in zip(videos, scores, strict=True)],
+                "found": True,
+            }
+        )
+    return recs
+
+
+def recommend(
+    settings: Settings, user_ids: Sequence[str], k: int | None = None, store: FeatureStore | None = None
+) -> list[dict[str, Any]]:
+    """The published candidates of ``user_ids``, best first, from one batched online read.
+
+    Args:
+        settings: which Feast store (ignored when ``store`` is given).
+        user_ids: users to look up; duplicates are allowed and answered each time.
+        k: keep at most the ``k`` best items per user (all when ``None``).
+        store: an open ``FeatureStore`` to reuse (a long-lived service); ``get_store(settings)``
+            otherwise.
+
+    Returns:
+        One dict per user in input order (see the module docstring); a user absent from the online
+        store gets ``found: False``, null ``model_version``/``generated_at`` and no items.
+
+    Raises:
+        ValueError: when ``k < 1``.
+        TypeError: when ``user_ids`` is a single ``str``.
+    """
+    _check_ids(user_ids)
+    _check_k(k)
+    if len(user_ids) == 0:
+        return []
+    if store is None:
+        from reelrec.feast_store import get_store
+
+        store = get_store(settings)
+    return _read(store, store.get_feature_service(FEATURE_SERVICE, allow_cache=True), user_ids, k)
+
+
+def _read(
+    store: FeatureStore, service: FeatureService, user_ids: Sequence[str], k: int | None
+) -> list[dict[str, Any]]:
+    """One ``get_online_features`` call on ``service`` for all of ``user_ids``, as result dicts."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    ids = list(user_ids)
+    response = store.get_online_features(
+        features=service, entity_rows=[{USER_ID: user_id} for user_id in ids], full_feature_names=True
+    )
+    proto = response.proto
+    by_name = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
+    found = [status == FieldStatus.PRESENT for status in by_name[VIDEO_IDS].statuses]
+    return _assemble(ids, response.to_dict(), found, k)
+
+
+class Recommender:
+    """:func:`recommend` over one open ``FeatureStore`` and feature service, for a long-lived service.
+
+    The service definition is resolved once (about 1 ms a call otherwise); the online values are
+    read on every call, so a night published while the service runs is served at once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from reelrec.feast_store import get_store
+
+        self.store = get_store(settings)
+        self.service = self.store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
+        self(["__warmup__"])  # the first online read pays Feast's lazy setup (~0.2 s); not a user
+
+    def __call__(self, user_ids: Sequence[str], k: int | None = None) -> list[dict[str, Any]]:
+        """Same as :func:`recommend` (same argument checks, same result)."""
+        _check_ids(user_ids)
+        _check_k(k)
+        return _read(self.store, self.service, user_ids, k) if len(user_ids) else []
+
+
+def format_recommendations(rec: dict[str, Any]) -> str:
+    """Render one :func:`recommend` result as text: a header, then rank, video id and score lines."""
+    if not rec.get("found", rec.get("model_version") is not None):
+        return f"user {rec['user_id']}: no candidates in the online store"
+    lines = [
+        f"user {rec['user_id']}",
+        f"  model_version  {rec['model_version']}",
+        f"  generated_at   {rec['generated_at']}",
+        f"  {'rank':>4}  {'video_id':<12}  score",
+    ]
+    lines += [
+        f"  {rank:>4}  {item['video_id']:<12}  {item['score']:.4g}"
+        for rank, item in enumerate(rec["items"], start=1)
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- Feast feature server (HTTP)
+def feature_server_request(user_ids: Sequence[str]) -> dict[str, Any]:
+    """JSON body of a ``POST /get-online-features`` to Feast's feature server for ``user_ids``."""
+    _check_ids(user_ids)
+    return {
+        "feature_service": FEATURE_SERVICE,
+        "entities": {USER_ID: list(user_ids)},
+        "full_feature_names": True,
+    }
+
+
+def parse_feature_server_response(body: Mapping[str, Any], k: int | None = None) -> list[dict[str, Any]]:
+    """Turn the feature server's reply to :func:`feature_server_request` into :func:`recommend`'s dicts.
+
+    Feast 0.67 answers column-wise: ``metadata.feature_names`` names the columns (the ``user_id``
+    entity first, then ``<view>__<feature>`` in no fixed order) and ``results[i]`` holds column i
+    as ``values`` (one per requested user, in request order), ``statuses`` (``PRESENT``,
+    ``NOT_FOUND``, ...) and ``event_timestamps``. Timestamps arrive as epoch seconds.
+
+    Raises:
+        ValueError: when ``k < 1``, or the reply lacks a column of ``recommendations_v1`` (e.g. the
+            request did not ask for full feature names).
+    """
+    _check_k(k)
+    names = body.get("metadata", {}).get("feature_names", [])
+    if isinstance(names, Mapping):  # protobuf's {"val": [...]} form, which Feast also accepts
+        names = names.get("val", [])
+    results = dict(zip(names, body.get("results", []), strict=True))
+    missing = [name for name in (USER_ID, VIDEO_IDS, SCORES, VERSION, GENERATED) if name not in results]
+    if missing:
+        raise ValueError(
+            f"feature server reply lacks column(s) {missing} of {FEATURE_SERVICE}; got {sorted(results)} "
+            "(request with full_feature_names=true)"
+        )
+    columns = {name: result["values"] for name, result in results.items()}
+    found = [status == PRESENT for status in results[VIDEO_IDS]["statuses"]]
+    return _assemble(columns[USER_ID], columns, found, k)

@@ -1,0 +1,347 @@
+"""The serving read API on tiny gold tables: SDK reads, the CLI and Feast's HTTP feature server.
+
+Gold tables of two nights are written by hand with delta-rs, applied and published (materialized,
+``group="outputs"``) to the embedded SQLite online store, then read back the way services do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from reelrec import catalog, cli, feast_store, lake
+from reelrec.dates import feature_timestamp
+from reelrec.serving import (
+    Recommender,
+    feature_server_request,
+    format_recommendations,
+    not_found,
+    parse_feature_server_response,
+    recommend,
+)
+from reelrec.settings import Settings
+
+D1, D2 = "2026-11-01", "2026-11-02"
+U1, U2, U3 = "u000001", "u000002", "u000003"
+VIDEOS = ("v0000001", "v0000002", "v0000003", "v0000004", "v0000005")
+MODEL = {D1: "two_tower_v1-test-1", D2: "two_tower_v1-test-2"}
+GENERATED = {
+    D1: datetime(2026, 11, 2, 3, 15, 7, tzinfo=UTC),
+    D2: datetime(2026, 11, 3, 3, 20, 11, tzinfo=UTC),
+}
+# Each night's lists, best first. U3 is not scored on D2: it keeps D1's list online.
+LISTS: dict[str, dict[str, list[tuple[str, float]]]] = {
+    D1: {
+        U1: [("v0000001", 0.9), ("v0000002", 0.7), ("v0000003", 0.3), ("v0000004", 0.1)],
+        U2: [("v0000003", 0.8), ("v0000005", 0.6), ("v0000001", 0.2)],
+        U3: [("v0000002", 0.55), ("v0000004", 0.45)],
+    },
+    D2: {
+        U1: [
+            ("v0000005", 0.95),
+            ("v0000004", 0.75),
+            ("v0000003", 0.5),
+            ("v0000002", 0.35),
+            ("v0000001", 0.05),
+        ],
+        U2: [("v0000002", 0.65), ("v0000001", 0.4)],
+    },
+}
+
+
+def write_gold(settings: Settings, date: str) -> None:
+    """One night of the three gold tables that ``materialize(group="outputs")`` publishes."""
+    users = list(LISTS[date])
+    night = {
+        catalog.MODEL_VERSION: MODEL[date],
+        catalog.GENERATED_AT: GENERATED[date],
+        catalog.EVENT_TIMESTAMP: feature_timestamp(date),
+        catalog.DT: date,
+    }
+
+    def rows(keys: dict[str, list[Any]]) -> pa.Table:
+        n = len(next(iter(keys.values())))
+        return pa.table({**keys, **{name: [value] * n for name, value in night.items()}})
+
+    candidates = rows(
+        {
+            catalog.USER_ID: users,
+            "video_ids": [[v for v, _ in LISTS[date][u]] for u in users],
+            "scores": pa.array([[s for _, s in LISTS[date][u]] for u in users], pa.list_(pa.float32())),
+        }
+    )
+    user_embeddings = rows({catalog.USER_ID: users, "embedding": [[1.0, 0.0]] * len(users)})
+    video_embeddings = rows({catalog.VIDEO_ID: list(VIDEOS), "embedding": [[0.0, 1.0]] * len(VIDEOS)})
+    lake.write_partition(catalog.CANDIDATES, settings, candidates, date)
+    lake.write_partition(catalog.USER_EMBEDDINGS, settings, user_embeddings, date)
+    lake.write_partition(catalog.VIDEO_EMBEDDINGS, settings, video_embeddings, date)
+
+
+def expected(user_id: str, date: str, k: int | None = None) -> dict[str, Any]:
+    """What ``recommend`` must return for ``user_id`` when ``date``'s list is the one online."""
+    return {
+        "user_id": user_id,
+        "model_version": MODEL[date],
+        "generated_at": GENERATED[date].isoformat(),
+        "items": [{"video_id": v, "score": s} for v, s in LISTS[date][user_id][:k]],
+        "found": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A home whose online store holds D1, then D2, published in order (read-only for tests)."""
+    settings = Settings.from_env(tmp_path_factory.mktemp("serving") / "reelrec-home")
+    for date in (D1, D2):
+        write_gold(settings, date)
+    feast_store.apply(settings)
+    for date in (D1, D2):
+        report = feast_store.materialize(date, settings, group="outputs")
+        assert report["views"]["user_daily_candidates"]["status"] == "materialized"
+    return settings
+
+
+# ---------------------------------------------------------------- SDK reads
+def test_recommend_serves_the_latest_night_best_first(published: Settings) -> None:
+    recs = recommend(published, [U2, U1, U3])
+    assert recs == [expected(U2, D2), expected(U1, D2), expected(U3, D1)]
+    assert recs[1]["items"][0] == {"video_id": "v0000005", "score": 0.95}  # float32 shown as 0.95
+
+    service = Recommender(published)  # what a long-lived service holds: store and service resolved once
+    seconds = []
+    for _ in range(20):
+        started = time.perf_counter()
+        assert service([U2, U1, U3]) == recs
+        seconds.append(time.perf_counter() - started)
+    median_ms = statistics.median(seconds) * 1e3
+    print(f"\nbatched online read of 3 users (warm Recommender): median {median_ms:.2f} ms")
+
+
+def test_k_truncates_and_arguments_are_checked(published: Settings) -> None:
+    recs = recommend(published, [U1, U2], k=2)
+    assert recs == [expected(U1, D2, k=2), expected(U2, D2, k=2)]
+    assert recommend(published, [U2], k=10) == [expected(U2, D2)]  # fewer than k: all of them
+    assert recommend(published, []) == []
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        recommend(published, [U1], k=0)
+    with pytest.raises(TypeError, match="not the str 'u000001'"):
+        recommend(published, U1)
+
+
+def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
+    published: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recommender = Recommender(published)
+    calls: list[int] = []
+    read = recommender.store.get_online_features
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["entity_rows"]))
+        return read(**kwargs)
+
+    monkeypatch.setattr(recommender.store, "get_online_features", counting)
+    recs = recommender(["u999999", U2, U1, "u999999", U2], k=1)
+    assert calls == [5]  # one online read for the whole batch
+    assert [r["user_id"] for r in recs] == ["u999999", U2, U1, "u999999", U2]
+    assert (
+        recs[0]
+        == recs[3]
+        == {
+            "user_id": "u999999",
+            "model_version": None,
+            "generated_at": None,
+            "items": [],
+            "found": False,
+        }
+    )
+    assert recs[1] == recs[4] == expected(U2, D2, k=1)
+    assert recs[2] == expected(U1, D2, k=1)
+
+
+def test_publishing_a_new_night_switches_the_model_version(settings: Settings) -> None:
+    write_gold(settings, D1)
+    write_gold(settings, D2)
+    feast_store.apply(settings)
+    feast_store.materialize(D1, settings, group="outputs")
+    service = Recommender(settings)  # a long-lived service, started before D2 is published
+    assert service([U1, U3]) == [expected(U1, D1), expected(U3, D1)]
+
+    feast_store.materialize(D2, settings, group="outputs")
+    assert service([U1, U3]) == [expected(U1, D2), expected(U3, D1)]  # U3 was not scored on D2
+
+    offline = lake.read(catalog.CANDIDATES, settings, dates=[D1]).to_pylist()  # kept for rollback
+    assert {r[catalog.MODEL_VERSION] for r in offline} == {MODEL[D1]}
+    by_user = {r[catalog.USER_ID]: r["video_ids"] for r in offline}
+    assert by_user == {u: [v for v, _ in items] for u, items in LISTS[D1].items()}
+
+
+def test_format_recommendations_lists_rank_video_and_score() -> None:
+    text = format_recommendations(expected(U1, D2, k=2))
+    assert text.splitlines() == [
+        f"user {U1}",
+        f"  model_version  {MODEL[D2]}",
+        "  generated_at   2026-11-03T03:20:11+00:00",
+        "  rank  video_id      score",
+        "     1  v0000005      0.95",
+        "     2  v0000004      0.75",
+    ]
+    assert format_recommendations(not_found("u9")) == "user u9: no candidates in the online store"
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_recommend_prints_the_json_contract(published: Settings, capsys: pytest.CaptureFixture) -> None:
+    home = ["--home", str(published.home)]
+    assert cli.main([*home, "recommend", "--user", U1, "--k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = expected(U1, D2, k=2)
+    del want["found"]
+    assert out == want and list(out) == ["user_id", "model_version", "generated_at", "items"]
+
+    assert cli.main([*home, "recommend", "--user", U2, "--user", U1, "--json"]) == 0
+    assert [r["user_id"] for r in json.loads(capsys.readouterr().out)] == [U2, U1]
+
+    assert cli.main([*home, "recommend", "--user", U2]) == 0
+    assert "     1  v0000002      0.65" in capsys.readouterr().out.splitlines()
+
+
+def test_cli_recommend_fails_for_a_user_without_candidates(
+    published: Settings, capsys: pytest.CaptureFixture
+) -> None:
+    home = ["--home", str(published.home)]
+    assert cli.main([*home, "recommend", "--user", "u999999", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no candidates in the Feast online store for user u999999" in captured.err
+
+    assert cli.main([*home, "recommend", "--user", U1, "--user", "u999999", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert [r["user_id"] for r in json.loads(captured.out)] == [U1]
+    assert "user u999999" in captured.err
+    with pytest.raises(SystemExit, match="--k must be >= 1"):
+        cli.main([*home, "recommend", "--user", U1, "--k", "0"])
+
+
+# ---------------------------------------------------------------- Feast feature server (HTTP)
+def test_feature_server_request_and_response_parsing() -> None:
+    assert feature_server_request([U1, "u9"]) == {
+        "feature_service": "recommendations_v1",
+        "entities": {"user_id": [U1, "u9"]},
+        "full_feature_names": True,
+    }
+    ts = ["2026-11-02T23:59:59Z", "1970-01-01T00:00:00Z"]
+    body: dict[
+        str, Any
+    ] = {  # Feast 0.67's shape: column-wise, columns in no fixed order, timestamps in epoch seconds
+        "metadata": {
+            "feature_names": [
+                "user_id",
+                "user_daily_candidates__scores",
+                "user_daily_candidates__model_version",
+                "user_daily_candidates__video_ids",
+                "user_daily_candidates__generated_at",
+            ]
+        },
+        "results": [
+            {"values": [U1, "u9"], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ts},
+            {"values": [[0.949999988079071, 0.75], None], "statuses": ["PRESENT", "NOT_FOUND"]},
+            {"values": [MODEL[D2], None], "statuses": ["PRESENT", "NOT_FOUND"]},
+            {"values": [["v0000005", "v0000004"], None], "statuses": ["PRESENT", "NOT_FOUND"]},
+            {"values": [int(GENERATED[D2].timestamp()), None], "statuses": ["PRESENT", "NOT_FOUND"]},
+        ],
+    }
+    assert parse_feature_server_response(body) == [expected(U1, D2, k=2), not_found("u9")]
+    assert parse_feature_server_response(body, k=1) == [expected(U1, D2, k=1), not_found("u9")]
+    body["metadata"]["feature_names"] = {"val": body["metadata"]["feature_names"]}  # protobuf JSON form
+    assert parse_feature_server_response(body)[0] == expected(U1, D2, k=2)
+    body["metadata"]["feature_names"] = ["user_id", "scores", "model_version", "video_ids", "generated_at"]
+    with pytest.raises(ValueError, match="full_feature_names=true"):
+        parse_feature_server_response(body)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.load(response))
+
+
+@pytest.fixture
+def feature_server(published: Settings, tmp_path: Path) -> Iterator[str]:
+    """Feast's HTTP feature server over ``published``'s store; yields its base URL.
+
+    ``feast -c $REELREC_HOME/feast serve`` is enough: the rendered ``feature_store.yaml`` lies there
+    with absolute paths, and serving reads the applied objects from the registry, so the repo's
+    definitions (``feature_repo/``) are not imported. ``XDG_RUNTIME_DIR`` gives gunicorn's control
+    socket a private folder (its default, ``~/.gunicorn/gunicorn.ctl``, is shared by every server).
+    """
+    port = _free_port()
+    feast = Path(sys.executable).parent / "feast"
+    command = [str(feast), "-c", str(published.feast), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "feast-serve.log"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(
+                    f"`{' '.join(command)}` exited with {server.returncode}:\n{log.read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"feature server not up after 60 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        server.terminate()  # gunicorn's master stops its worker on SIGTERM
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
+
+
+@pytest.mark.slow
+def test_feature_server_answers_like_the_sdk(published: Settings, feature_server: str) -> None:
+    users = [U2, "u999999", U1, U3]
+    endpoint = f"{feature_server}/get-online-features"
+    started = time.perf_counter()
+    cold = _post(endpoint, feature_server_request(users))
+    cold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    body = _post(endpoint, feature_server_request(users[:3]))
+    warm_s = time.perf_counter() - started
+    assert parse_feature_server_response(cold) == recommend(published, users)
+    assert parse_feature_server_response(body, k=2) == recommend(published, users[:3], k=2)
+    assert parse_feature_server_response(body, k=2)[0] == expected(U2, D2, k=2)
+    print(f"\nHTTP /get-online-features, 3 users: first {cold_s * 1000:.1f} ms, then {warm_s * 1000:.1f} ms")

@@ -25,7 +25,7 @@ two_tower_v1 = FeatureService(
     features=[
         user_daily_engagement_fv,
         video_daily_performance_fv,
-        video_static_content_fv[["text_embedding", "frame_embedding"]],
+        video_static_content_fv[["creator_id", "text_embedding", "frame_embedding"]],
     ],
     description="Inputs of the two-tower retrieval model v1: user engagement (user tower), video "
     "performance and content embeddings (video tower).",

@@ -1,0 +1,190 @@
+"""Evaluate night D's two-tower model against the baselines, in one harness, on day D.
+
+Protocol (the same for every method):
+
+* **held-out day**: the model was trained on the nights before D; D's impressions are unseen.
+* **relevant**: the videos a user had a *positive* on during D (a view of at least the completion
+  threshold, a like or a share; :func:`models.training_set.labels`), minus videos the user had
+  already watched before D. Users with no such video are not evaluated.
+* **full ranking**: every video of D's catalog snapshot, fresh uploads of D included, is scored;
+  videos the user watched before D are removed (:func:`reelrec.history.watched`); then the top
+  ``max(ks)`` are kept with :func:`models.topk.blocked_top_k` (exact, blocked over users).
+* **features**: the model sees the features of night D-1, i.e. what was known when D began.
+* **metrics**: recall@K and NDCG@K for K in 10, 50, 100 (:mod:`models.metrics`), catalog coverage
+  of the top 100, and recall@100 on fresh videos only (uploaded on D: no interaction before D).
+
+Methods: ``two_tower`` (as published: ``fresh_slots`` of the 100 reserved for fresh uploads, see
+:func:`models.topk.top_k_with_quota`); ``two_tower_no_fresh_slots`` (plain top 100 of the same
+scores); ``popularity`` (training-window positives per video); ``covisit``
+(item-to-item co-visitation of training-window positives, scored from the user's last 50 positives,
+popularity as fallback). The result is ``metrics.json`` in the model folder and in
+``runs/dt=D/metrics.json``: ``{"retrieval": {"two_tower": {"recall@10": ...}, ...}, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+from models import training_set
+from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores, user_history_matrix
+from models.metrics import recall_at_k, retrieval_metrics
+from models.topk import ScoreBlock, blocked_top_k, popularity_block, top_k_with_quota
+from models.two_tower import embed
+from models.two_tower.train import load
+from reelrec.catalog import EVENT_TIMESTAMP, USER_ID, VIDEO_ID
+from reelrec.dates import add_days, day_bounds
+from reelrec.history import watched
+from reelrec.jobs import run_job
+from reelrec.settings import Settings
+
+KS = (10, 50, 100)
+Ranker = Callable[[], tuple[np.ndarray, np.ndarray]]
+COVISIT_HISTORY = 50
+POPULARITY_TIE_BREAK = 0.5  # below 1: integer co-visitation counts are never reordered by it
+
+
+def _index(ids: pa.Array | pa.ChunkedArray, lookup: dict[str, int]) -> np.ndarray:
+    return np.fromiter((lookup.get(v, -1) for v in ids.to_pylist()), dtype=np.int64, count=len(ids))
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    keep = (rows >= 0) & (cols >= 0)
+    data = np.ones(int(keep.sum()), np.float32)
+    matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def evaluate(date: str, settings: Settings) -> dict[str, Any]:
+    """Score night D's model and the baselines on day D; write and return the metrics.
+
+    Raises:
+        FileNotFoundError: when night D has no trained model or training set.
+    """
+    started = time.perf_counter()
+    trained = load(date, settings)
+    cfg = trained.cfg
+    catalog = embed.load_catalog(settings, date, add_days(date, -1), requested_at=day_bounds(date)[0])
+    items = {v: i for i, v in enumerate(catalog.video_ids)}
+    n_items = len(items)
+    fresh = np.asarray(
+        pc.greater_equal(catalog.upload_ts, pa.scalar(day_bounds(date)[0])).to_numpy(zero_copy_only=False)
+    )
+
+    # Relevant: D's positives, minus videos watched before D.
+    day = training_set.labels(settings, [date], cfg)
+    day = day.filter(pc.equal(day.column(training_set.LABEL), 1))
+    before = watched(settings, until=add_days(date, -1))
+    seen = set(zip(before.column(USER_ID).to_pylist(), before.column(VIDEO_ID).to_pylist(), strict=True))
+    pairs = [
+        (u, v) for u, v in zip(day.column(USER_ID).to_pylist(), day.column(VIDEO_ID).to_pylist(), strict=True)
+    ]
+    pairs = [(u, v) for u, v in pairs if (u, v) not in seen and v in items]
+    user_ids = sorted({u for u, _ in pairs})
+    users = {u: i for i, u in enumerate(user_ids)}
+    n_users = len(users)
+    rel_u = np.fromiter((users[u] for u, _ in pairs), np.int64, len(pairs))
+    rel_i = np.fromiter((items[v] for _, v in pairs), np.int64, len(pairs))
+    relevant = [np.unique(rel_i[rel_u == u]) for u in range(n_users)] if n_users else []
+    relevant_fresh = [r[fresh[r]] for r in relevant]
+    exclude = _csr(
+        _index(before.column(USER_ID), users), _index(before.column(VIDEO_ID), items), (n_users, n_items)
+    )
+
+    # Training-window positives: what the baselines learn from (the model's own training data).
+    train = training_set.load(date, settings)
+    train = train.filter(pc.equal(train.column(training_set.LABEL), 1))
+    train_items = _index(train.column(VIDEO_ID), items)
+    popularity = popularity_scores(train_items[train_items >= 0], n_items)
+    all_users = {u: i for i, u in enumerate(sorted(set(train.column(USER_ID).to_pylist()) | set(user_ids)))}
+    train_users = _index(train.column(USER_ID), all_users)
+    stamps = train.column(EVENT_TIMESTAMP).cast(pa.int64()).to_numpy()
+    ok = train_items >= 0
+    covisit = covisitation_matrix(
+        train_users[ok], train_items[ok], len(all_users), n_items, timestamps=stamps[ok]
+    )
+    history_all = user_history_matrix(
+        train_users[ok],
+        train_items[ok],
+        len(all_users),
+        n_items,
+        timestamps=stamps[ok],
+        max_items_per_user=COVISIT_HISTORY,
+    )
+    history = history_all[np.fromiter((all_users[u] for u in user_ids), np.int64, n_users)]
+
+    # The model: users and videos as of the end of D-1.
+    content = embed.load_content(settings)
+    embed_started = time.perf_counter()
+    user_vectors = embed.embed_users(
+        trained, embed.load_users(settings, add_days(date, -1), user_ids), content
+    )
+    video_vectors = embed.embed_videos(trained, catalog, content)
+    embed_seconds = time.perf_counter() - embed_started
+
+    k = max(KS)
+
+    def two_tower(rows: slice) -> np.ndarray:
+        return user_vectors[rows] @ video_vectors.T
+
+    def covisit_block(rows: slice) -> np.ndarray:
+        return covisitation_scores(history, covisit, popularity, rows, tie_break=POPULARITY_TIE_BREAK)
+
+    def with_fresh_slots(scorer: ScoreBlock) -> Ranker:
+        return lambda: top_k_with_quota(scorer, n_users, k, fresh, cfg.fresh_slots, exclude, cfg.block_size)
+
+    def plain(scorer: ScoreBlock) -> Ranker:
+        return lambda: blocked_top_k(scorer, n_users, k, exclude=exclude, block_size=cfg.block_size)
+
+    rankers: dict[str, Ranker] = {
+        "two_tower": with_fresh_slots(two_tower),  # what is published
+        "two_tower_no_fresh_slots": plain(two_tower),
+        "popularity": plain(popularity_block(popularity)),
+        "covisit": plain(covisit_block),
+    }
+    retrieval: dict[str, dict[str, float]] = {}
+    for name, ranker in rankers.items():
+        method_started = time.perf_counter()
+        ranked, _ = ranker()
+        metrics = retrieval_metrics(ranked, relevant, n_items, ks=KS)
+        metrics["fresh_recall@100"] = recall_at_k(ranked, relevant_fresh, 100)
+        metrics["seconds"] = round(time.perf_counter() - method_started, 2)
+        retrieval[name] = {key: (round(v, 5) if isinstance(v, float) else v) for key, v in metrics.items()}
+    result = {
+        "date": date,
+        "model_version": trained.version,
+        "protocol": "held-out day D; relevant = D's positives not watched before D; full ranking over D's "
+        "catalog with watched videos removed; features as of D-1",
+        "users": n_users,
+        "catalog_videos": n_items,
+        "fresh_videos": int(fresh.sum()),
+        "users_with_fresh_positives": int(sum(len(r) > 0 for r in relevant_fresh)),
+        "relevant_pairs": len(pairs),
+        "retrieval": retrieval,
+        "embed_seconds": round(embed_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    text = json.dumps(result, indent=2)
+    (trained.path / "metrics.json").write_text(text)
+    run_dir = settings.run_dir(date)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(text)
+    return result
+
+
+def main(date: str, settings: Settings) -> dict[str, Any]:
+    """Entry point of the DAG task and of ``python -m models.evaluate --date D``."""
+    return evaluate(date, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(main, "Evaluate night D's two-tower model and the baselines on day D."))

@@ -1,0 +1,265 @@
+"""Training examples from impressions, with features joined point-in-time by Feast.
+
+One example is one (user, video, day) impression. Its label comes from what the user did with the
+video that day:
+
+* **positive**: a view that reached ``completion_threshold`` of the video's duration, or a like or a
+  share: the videos the retrieval model should put in front of the user;
+* **hard negative**: a skip, or a view below ``hard_negative_fraction`` of the duration: shown and
+  rejected, kept for the ranking model that comes after retrieval;
+* anything in between (a half-watched view) is neither and is dropped.
+
+Features are joined by Feast (:func:`reelrec.feast_store.historical_features`) on the versioned
+service ``two_tower_v1`` at the moment of the first impression, so an example only ever sees the
+daily features of earlier nights and content known at upload; never anything from after the
+impression. Heavy users are capped at ``max_examples_per_user`` positives (a deterministic sample),
+so a few very active users do not dominate training.
+
+``build(D)`` writes the examples of the ``train_days`` nights before D (never D itself: D is the
+evaluation day) to ``REELREC_HOME/models/training_sets/dt=D/examples.parquet`` and records the
+Delta versions it read next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from models.two_tower.config import TwoTowerConfig
+from reelrec import lake
+from reelrec.catalog import (
+    DT,
+    EVENT_TIMESTAMP,
+    EVENT_TS,
+    EVENT_TYPE,
+    EVENTS,
+    USER_FEATURES,
+    USER_ID,
+    VIDEO_CONTENT,
+    VIDEO_FEATURES,
+    VIDEO_ID,
+    VIDEOS,
+    WATCH_MS,
+)
+from reelrec.dates import add_days, date_range
+from reelrec.errors import DataError
+from reelrec.jobs import run_job
+from reelrec.settings import Settings
+
+FEATURE_SERVICE = "two_tower_v1"
+LABEL = "label"  # 1 positive, 0 hard negative
+VIDEO_AGE = "video_age_hours"  # hours from upload to the impression: freshness, known for every video
+EXAMPLE_COLUMNS = (
+    USER_ID,
+    VIDEO_ID,
+    DT,
+    EVENT_TIMESTAMP,
+    LABEL,
+    VIDEO_AGE,
+    "watch_fraction",
+    "liked",
+    "shared",
+)
+
+
+class NoTrainingDataError(DataError):
+    """There are no labelled impressions before the evaluation date to learn from."""
+
+
+def training_set_dir(settings: Settings, date: str) -> Path:
+    """Folder of the training set built for evaluation date ``date``."""
+    return settings.models / "training_sets" / f"dt={date}"
+
+
+def _sample_rank(keys: pa.Array) -> np.ndarray:
+    """A deterministic pseudo-random number per key (crc32), for reproducible sampling."""
+    return np.fromiter((zlib.crc32(k.encode()) for k in keys.to_pylist()), dtype=np.int64, count=len(keys))
+
+
+def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Table:
+    """Label every (user, video, dt) impression of ``dates`` from bronze.events.
+
+    Returns:
+        Arrow table with ``user_id, video_id, dt, event_timestamp`` (first impression),
+        ``label`` (int8: 1 positive, 0 hard negative), ``watch_fraction``, ``liked``, ``shared``;
+        middling views are dropped.
+    """
+    events = lake.read(
+        EVENTS, settings, dates=dates, columns=[USER_ID, VIDEO_ID, EVENT_TYPE, EVENT_TS, WATCH_MS, DT]
+    )
+    if not events.num_rows:
+        return pa.table({c: [] for c in EXAMPLE_COLUMNS})
+    kind = events.column(EVENT_TYPE)
+    flags = {
+        "is_impression": pc.equal(kind, "impression"),
+        "is_view": pc.equal(kind, "view"),
+        "is_skip": pc.equal(kind, "skip"),
+        "is_like": pc.equal(kind, "like"),
+        "is_share": pc.equal(kind, "share"),
+    }
+    for name, flag in flags.items():
+        events = events.append_column(name, flag)
+    events = events.append_column(
+        "impression_ts",
+        pc.if_else(
+            flags["is_impression"],
+            events.column(EVENT_TS),
+            pa.scalar(None, events.schema.field(EVENT_TS).type),
+        ),
+    )
+    events = events.append_column("view_ms", pc.if_else(flags["is_view"], events.column(WATCH_MS), 0))
+    grouped = events.group_by([USER_ID, VIDEO_ID, DT]).aggregate(
+        [
+            ("impression_ts", "min"),
+            ("view_ms", "max"),
+            ("is_impression", "any"),
+            ("is_view", "any"),
+            ("is_skip", "any"),
+            ("is_like", "any"),
+            ("is_share", "any"),
+        ]
+    )
+    grouped = grouped.filter(pc.field("is_impression_any"))
+    durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, "duration_ms", "upload_ts", DT])
+    grouped = grouped.join(durations, keys=[VIDEO_ID, DT], join_type="left outer")
+    duration = (
+        pc.fill_null(grouped.column("duration_ms"), 1).to_numpy(zero_copy_only=False).astype(np.float64)
+    )
+    fraction = grouped.column("view_ms_max").to_numpy(zero_copy_only=False).astype(np.float64) / np.maximum(
+        duration, 1.0
+    )
+    viewed = grouped.column("is_view_any").to_numpy(zero_copy_only=False)
+    liked = grouped.column("is_like_any").to_numpy(zero_copy_only=False)
+    shared = grouped.column("is_share_any").to_numpy(zero_copy_only=False)
+    skipped = grouped.column("is_skip_any").to_numpy(zero_copy_only=False)
+    positive = (viewed & (fraction >= cfg.completion_threshold)) | liked | shared
+    hard_negative = ~positive & (skipped | (fraction < cfg.hard_negative_fraction))
+    keep = positive | hard_negative
+    age_us = pc.subtract(
+        grouped.column("impression_ts_min").cast(pa.int64()), grouped.column("upload_ts").cast(pa.int64())
+    )
+    age_hours = pc.fill_null(age_us, 0).to_numpy(zero_copy_only=False) / 3.6e9
+    out = pa.table(
+        {
+            USER_ID: grouped.column(USER_ID),
+            VIDEO_ID: grouped.column(VIDEO_ID),
+            DT: grouped.column(DT),
+            EVENT_TIMESTAMP: grouped.column("impression_ts_min"),
+            LABEL: pa.array(positive.astype(np.int8)),
+            VIDEO_AGE: pa.array(np.maximum(age_hours, 0.0).astype(np.float32)),
+            "watch_fraction": pa.array(fraction.astype(np.float32)),
+            "liked": pa.array(liked),
+            "shared": pa.array(shared),
+        }
+    ).filter(pa.array(keep))
+    return out.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
+
+
+def cap_per_user(examples: pa.Table, cap: int) -> pa.Table:
+    """Keep at most ``cap`` positives per user (deterministic sample); hard negatives likewise."""
+    if not examples.num_rows:
+        return examples
+    keys = pc.binary_join_element_wise(
+        examples.column(USER_ID), examples.column(VIDEO_ID), examples.column(DT), "|"
+    )
+    rank = _sample_rank(keys)
+    users = examples.column(USER_ID).to_numpy(zero_copy_only=False)
+    label = examples.column(LABEL).to_numpy()
+    order = np.lexsort((rank, label, users))
+    group = np.r_[True, (users[order][1:] != users[order][:-1]) | (label[order][1:] != label[order][:-1])]
+    starts = np.flatnonzero(group)
+    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    kept = np.sort(order[position < cap])
+    return examples.take(pa.array(kept))
+
+
+def table_versions(settings: Settings) -> dict[str, int | None]:
+    """Delta version of every table the model plane reads (recorded with what it produced)."""
+    return {
+        f"{t.layer}.{t.name}": lake.version(t, settings)
+        for t in (EVENTS, VIDEOS, USER_FEATURES, VIDEO_FEATURES, VIDEO_CONTENT)
+    }
+
+
+def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
+    """Write the training set for evaluation date ``D``: examples of the nights before D.
+
+    Returns:
+        Facts: path, dates, positives, hard negatives, users, videos, Feast seconds, seconds.
+
+    Raises:
+        NoTrainingDataError: when no night before D has labelled impressions (the first night).
+    """
+    cfg = cfg or TwoTowerConfig()
+    started = time.perf_counter()
+    first = add_days(date, -cfg.train_days)
+    available = set(lake.read(EVENTS, settings, columns=[DT]).column(DT).unique().to_pylist())
+    dates = [d for d in date_range(add_days(date, -1), cfg.train_days) if d in available]
+    examples = cap_per_user(labels(settings, dates, cfg), cfg.max_examples_per_user) if dates else None
+    if examples is None or not pc.sum(examples.column(LABEL)).as_py():
+        raise NoTrainingDataError(
+            f"training set for dt={date}: no labelled impressions in bronze.events for dt in "
+            f"[{first}, {add_days(date, -1)}]; the model plane needs at least one earlier night"
+        )
+    feast_started = time.perf_counter()
+    from reelrec.feast_store import historical_features
+
+    entity_df = examples.select([USER_ID, VIDEO_ID, EVENT_TIMESTAMP]).to_pandas()
+    features = historical_features(settings, entity_df, FEATURE_SERVICE)
+    feast_seconds = time.perf_counter() - feast_started
+    feature_columns = [c for c in features.columns if "__" in c]
+    joined = examples
+    for column in feature_columns:
+        joined = joined.append_column(column, pa.array(features[column].tolist(), from_pandas=True))
+    out = training_set_dir(settings, date)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "examples.parquet.tmp"
+    pq.write_table(joined, tmp)
+    tmp.replace(out / "examples.parquet")
+    facts = {
+        "date": date,
+        "path": str(out / "examples.parquet"),
+        "dates": dates,
+        "feature_service": FEATURE_SERVICE,
+        "examples": joined.num_rows,
+        "positives": int(pc.sum(joined.column(LABEL)).as_py()),
+        "hard_negatives": int(joined.num_rows - pc.sum(joined.column(LABEL)).as_py()),
+        "users": len(pc.unique(joined.column(USER_ID))),
+        "videos": len(pc.unique(joined.column(VIDEO_ID))),
+        "inputs": table_versions(settings),
+        "feast_seconds": round(feast_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (out / "facts.json").write_text(json.dumps(facts, indent=2))
+    return facts
+
+
+def load(date: str, settings: Settings) -> pa.Table:
+    """The training set built for ``date``.
+
+    Raises:
+        FileNotFoundError: naming the path and the command that builds it.
+    """
+    path = training_set_dir(settings, date) / "examples.parquet"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no training set for dt={date} at {path}; run python -m models.training_set --date {date}"
+        )
+    return pq.read_table(path)
+
+
+def main(date: str, settings: Settings) -> dict[str, Any]:
+    """Entry point of the DAG task and of ``python -m models.training_set --date D``."""
+    return build(date, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(main, "Build the point-in-time training set for evaluation date D."))

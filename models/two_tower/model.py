@@ -1,0 +1,137 @@
+"""The two towers, built from small named modules.
+
+User tower: the user's daily engagement features plus a pooled view of the recent watch history
+(mean of the history's learned video id embeddings and mean of its text embeddings).
+
+Video tower: a learned id embedding (rare and unseen videos share the "unknown" id, so fresh
+uploads are embedded from content alone), the projected text and frame embeddings, a hashed creator
+embedding and the video's performance and freshness features.
+
+Both towers end in an L2 normalisation, so a score is a cosine similarity in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from models.two_tower.config import TwoTowerConfig
+
+PAD_ID = 0  # history padding
+UNKNOWN_ID = 1  # videos outside the id vocabulary (fresh uploads, rare videos)
+
+
+@dataclass
+class UserInputs:
+    """A batch of user-tower inputs."""
+
+    numeric: Tensor  # (B, n_user_features) float32, standardised
+    history_ids: Tensor  # (B, H) int64, PAD_ID-padded video id indices, newest first
+    history_text: Tensor  # (B, 384) float32, mean text embedding of the history (0 if none)
+
+
+@dataclass
+class VideoInputs:
+    """A batch of video-tower inputs."""
+
+    ids: Tensor  # (B,) int64 video id indices (UNKNOWN_ID when outside the vocabulary)
+    creator: Tensor  # (B,) int64 hashed creator bucket
+    text: Tensor  # (B, 384) float32 text embedding
+    frame: Tensor  # (B, 32) float32 frame embedding (0 when missing)
+    numeric: Tensor  # (B, n_video_features) float32, standardised
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Two linear layers with a GELU and layer norm between them."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out_dim)
+    )
+
+
+class VideoTower(nn.Module):
+    """(VideoInputs) -> (B, embedding_dim) unit vectors."""
+
+    def __init__(self, cfg: TwoTowerConfig, n_ids: int, n_numeric: int, text_dim: int, frame_dim: int):
+        super().__init__()
+        self.ids = nn.Embedding(n_ids, cfg.id_dim, padding_idx=PAD_ID)
+        self.creators = nn.Embedding(cfg.creator_buckets, cfg.id_dim)
+        self.text = nn.Linear(text_dim, cfg.content_dim)
+        self.frame = nn.Linear(frame_dim, cfg.content_dim)
+        self.head = mlp(2 * cfg.id_dim + 2 * cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
+
+    def forward(self, x: VideoInputs) -> Tensor:
+        parts = [self.ids(x.ids), self.creators(x.creator), self.text(x.text), self.frame(x.frame), x.numeric]
+        return F.normalize(self.head(torch.cat(parts, dim=1)), dim=1)
+
+
+class UserTower(nn.Module):
+    """(UserInputs, shared id embedding) -> (B, embedding_dim) unit vectors."""
+
+    def __init__(self, cfg: TwoTowerConfig, n_numeric: int, text_dim: int):
+        super().__init__()
+        self.history_text = nn.Linear(text_dim, cfg.content_dim)
+        self.head = mlp(cfg.id_dim + cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
+
+    def forward(self, x: UserInputs, video_ids: nn.Embedding) -> Tensor:
+        mask = (x.history_ids != PAD_ID).unsqueeze(-1).float()  # (B, H, 1)
+        pooled = (video_ids(x.history_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim)
+        parts = [pooled, self.history_text(x.history_text), x.numeric]
+        return F.normalize(self.head(torch.cat(parts, dim=1)), dim=1)
+
+
+class TwoTower(nn.Module):
+    """User and video towers sharing the video id embedding (used by the history pool)."""
+
+    def __init__(
+        self,
+        cfg: TwoTowerConfig,
+        n_ids: int,
+        n_user_numeric: int,
+        n_video_numeric: int,
+        text_dim: int,
+        frame_dim: int,
+    ):
+        super().__init__()
+        self.video = VideoTower(cfg, n_ids, n_video_numeric, text_dim, frame_dim)
+        self.user = UserTower(cfg, n_user_numeric, text_dim)
+
+    def embed_users(self, x: UserInputs) -> Tensor:
+        """(B, embedding_dim) unit vectors."""
+        return self.user(x, self.video.ids)
+
+    def embed_videos(self, x: VideoInputs) -> Tensor:
+        """(B, embedding_dim) unit vectors."""
+        return self.video(x)
+
+
+def in_batch_softmax_loss(
+    users: Tensor, videos: Tensor, video_ids: Tensor, log_q: Tensor | None, temperature: float
+) -> Tensor:
+    """Sampled softmax over the batch's videos, with the logQ correction.
+
+    Every other positive in the batch is a negative for a row. Popular videos show up as in-batch
+    negatives more often than the catalogue would sample them, which pushes them down; subtracting
+    ``log q(video)`` (its share of training positives) from every logit undoes that bias (Yi et al.,
+    RecSys 2019). The same video appearing twice in a batch is not a negative of itself.
+
+    Args:
+        users: (B, D) unit user embeddings.
+        videos: (B, D) unit embeddings of each row's positive video.
+        video_ids: (B,) vocabulary ids of the positives (UNKNOWN_ID rows are never masked).
+        log_q: (B,) log sampling probability of each positive, or None (no correction).
+        temperature: logits are cosines divided by this.
+
+    Returns:
+        Scalar mean cross-entropy.
+    """
+    logits = users @ videos.T / temperature  # (B, B)
+    if log_q is not None:
+        logits = logits - log_q.unsqueeze(0)
+    same = (video_ids.unsqueeze(0) == video_ids.unsqueeze(1)) & (video_ids.unsqueeze(0) != UNKNOWN_ID)
+    same.fill_diagonal_(False)
+    logits = logits.masked_fill(same, float("-inf"))
+    target = torch.arange(len(users), device=users.device)
+    return F.cross_entropy(logits, target)

@@ -1,0 +1,238 @@
+"""Train the two-tower model of night D on the point-in-time training set of the nights before D.
+
+``train(D, settings, cfg)`` reads the training set (:mod:`models.training_set`), fits the feature
+space, trains on CPU with a fixed seed and saves a versioned artifact folder::
+
+    REELREC_HOME/models/two_tower/<model_version>/
+        model.pt             state_dict (load with torch.load(..., weights_only=True))
+        config.json          TwoTowerConfig
+        feature_space.json   id vocabulary and standardisation statistics
+        training.json        losses per epoch, examples, seconds, Delta versions of the inputs
+        metrics.json         written by models.evaluate
+    REELREC_HOME/models/two_tower/dt=D.json   which version night D trained
+
+``model_version`` is ``two_tower_v1-<D>-<hash of weights and feature space>``: retraining the same
+night on the same data gives the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from models import training_set
+from models.two_tower.config import TwoTowerConfig
+from models.two_tower.inputs import (
+    CONTENT_VIEW,
+    REQUEST_AGE,
+    USER_VIEW,
+    VIDEO_VIEW,
+    ContentLookup,
+    FeatureSpace,
+    unprefixed,
+    user_inputs,
+    user_numeric,
+    video_inputs,
+    video_numeric,
+)
+from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
+from reelrec import lake
+from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, VIDEO_CONTENT, VIDEO_ID
+from reelrec.jobs import run_job
+from reelrec.settings import Settings
+
+MODEL_NAME = "two_tower_v1"
+
+
+@dataclass
+class TrainedModel:
+    """A loaded model with everything needed to embed users and videos."""
+
+    version: str
+    cfg: TwoTowerConfig
+    space: FeatureSpace
+    model: TwoTower
+    path: Path
+
+
+def model_root(settings: Settings) -> Path:
+    return settings.models / "two_tower"
+
+
+def build_model(cfg: TwoTowerConfig, space: FeatureSpace) -> TwoTower:
+    return TwoTower(
+        cfg,
+        n_ids=space.n_ids,
+        n_user_numeric=len(space.user_mean),
+        n_video_numeric=len(space.video_mean),
+        text_dim=TEXT_EMBEDDING_DIM,
+        frame_dim=FRAME_EMBEDDING_DIM,
+    )
+
+
+def _take_users(x: UserInputs, idx: torch.Tensor) -> UserInputs:
+    return UserInputs(x.numeric[idx], x.history_ids[idx], x.history_text[idx])
+
+
+def _take_videos(x: VideoInputs, idx: torch.Tensor) -> VideoInputs:
+    return VideoInputs(x.ids[idx], x.creator[idx], x.text[idx], x.frame[idx], x.numeric[idx])
+
+
+def prepare(
+    positives: pa.Table, content: ContentLookup, cfg: TwoTowerConfig
+) -> tuple[FeatureSpace, UserInputs, VideoInputs, torch.Tensor]:
+    """Encode the positives of a training set.
+
+    Returns:
+        (feature space, user inputs (N, ...), video inputs (N, ...), log q (N,) of each positive).
+    """
+    n = positives.num_rows
+    user_x = user_numeric(unprefixed(positives, USER_VIEW), n)
+    video_x = video_numeric(
+        {**unprefixed(positives, VIDEO_VIEW), REQUEST_AGE: positives.column(REQUEST_AGE)}, n
+    )
+    video_ids = positives.column(VIDEO_ID).to_pylist()
+    space = FeatureSpace.fit(video_ids, user_x, video_x, cfg)
+    histories = positives.column(f"{USER_VIEW}__recent_video_ids").to_pylist()
+    users = user_inputs(user_x, histories, space, content)
+    joined = {k: v.to_pylist() for k, v in unprefixed(positives, CONTENT_VIEW).items()}
+    videos = video_inputs(video_ids, video_x, space, content, cfg, joined=joined)
+    # A video with no feature row yet (uploaded on the impression's day) has no id either: exactly
+    # what a fresh upload looks like when the model scores it.
+    unseen = torch.from_numpy(video_x[:, -1] > 0)
+    videos.ids = torch.where(unseen, torch.full_like(videos.ids, UNKNOWN_ID), videos.ids)
+    # q(v): the share of training positives that are v, i.e. how often v is sampled as an in-batch negative.
+    uniques, inverse, counts = np.unique(
+        np.asarray(video_ids, dtype=object), return_inverse=True, return_counts=True
+    )
+    log_q = torch.from_numpy(np.log(counts[inverse] / n).astype(np.float32))
+    return space, users, videos, log_q
+
+
+def fit(
+    model: TwoTower, users: UserInputs, videos: VideoInputs, log_q: torch.Tensor, cfg: TwoTowerConfig
+) -> list[float]:
+    """Train ``model`` in place; returns the mean loss of each epoch."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    n = len(log_q)
+    losses = []
+    model.train()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=generator)
+        total, batches = 0.0, 0
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            batch_videos = _take_videos(videos, idx)
+            # Hide some ids: the model must also place videos from content alone (fresh uploads).
+            hidden = torch.rand(len(idx), generator=generator) < cfg.id_dropout
+            batch_videos.ids = torch.where(
+                hidden, torch.full_like(batch_videos.ids, UNKNOWN_ID), batch_videos.ids
+            )
+            u = model.embed_users(_take_users(users, idx))
+            v = model.embed_videos(batch_videos)
+            loss = in_batch_softmax_loss(
+                u, v, batch_videos.ids, log_q[idx] if cfg.logq_correction else None, cfg.temperature
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss)
+            batches += 1
+        losses.append(total / max(batches, 1))
+    model.eval()
+    return losses
+
+
+def _version(date: str, model: TwoTower, space: FeatureSpace) -> str:
+    digest = hashlib.sha256(space.to_json().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return f"{MODEL_NAME}-{date}-{digest.hexdigest()[:8]}"
+
+
+def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
+    """Train night D's model on the training set built for D and save its artifacts.
+
+    Returns:
+        Facts: model_version, path, examples, epochs, losses, seconds, examples/s.
+    """
+    cfg = cfg or TwoTowerConfig()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    examples = training_set.load(date, settings)
+    positives = examples.filter(pc.equal(examples.column(training_set.LABEL), 1))
+    content = ContentLookup.from_table(lake.read(VIDEO_CONTENT, settings))
+    space, users, videos, log_q = prepare(positives, content, cfg)
+    model = build_model(cfg, space)
+    fit_started = time.perf_counter()
+    losses = fit(model, users, videos, log_q, cfg)
+    fit_seconds = time.perf_counter() - fit_started
+    version = _version(date, model, space)
+    path = model_root(settings) / version
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path / "model.pt")
+    (path / "config.json").write_text(cfg.to_json())
+    (path / "feature_space.json").write_text(space.to_json())
+    facts = {
+        "date": date,
+        "model_version": version,
+        "path": str(path),
+        "examples": positives.num_rows,
+        "vocabulary": len(space.vocabulary),
+        "epochs": cfg.epochs,
+        "losses": [round(x, 4) for x in losses],
+        "fit_seconds": round(fit_seconds, 2),
+        "examples_per_second": round(positives.num_rows * cfg.epochs / max(fit_seconds, 1e-9)),
+        "inputs": json.loads((training_set.training_set_dir(settings, date) / "facts.json").read_text())[
+            "inputs"
+        ],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (path / "training.json").write_text(json.dumps(facts, indent=2))
+    pointer = model_root(settings) / f"dt={date}.json"
+    pointer.write_text(json.dumps({"date": date, "model_version": version, "path": str(path)}))
+    return facts
+
+
+def load(date: str, settings: Settings) -> TrainedModel:
+    """The model night ``date`` trained.
+
+    Raises:
+        FileNotFoundError: naming the night and the command that trains it.
+    """
+    pointer = model_root(settings) / f"dt={date}.json"
+    if not pointer.exists():
+        raise FileNotFoundError(
+            f"no two-tower model trained for dt={date} ({pointer}); "
+            f"run python -m models.two_tower.train --date {date}"
+        )
+    path = Path(json.loads(pointer.read_text())["path"])
+    cfg = TwoTowerConfig.from_json((path / "config.json").read_text())
+    space = FeatureSpace.from_json((path / "feature_space.json").read_text())
+    model = build_model(cfg, space)
+    model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
+    model.eval()
+    return TrainedModel(version=path.name, cfg=cfg, space=space, model=model, path=path)
+
+
+def main(date: str, settings: Settings) -> dict[str, Any]:
+    """Entry point of the DAG task and of ``python -m models.two_tower.train --date D``."""
+    return train(date, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(main, "Train the two-tower retrieval model of night D."))

@@ -1,17 +1,31 @@
 """
 ### reelrec_nightly
 
-One logical date **D** per run: land D's raw drops into bronze Delta tables, validate them,
-compute D's user/video/creator features into silver Delta tables, validate those, then register
-the Feast repository and materialize D into the online store, and record the run manifest.
+One logical date **D** per run.
+
+1. **Data plane**: land D's raw drops into bronze Delta tables, validate them ("bronze" suite),
+   compute D's user/video/creator features into silver Delta tables, validate those ("features"
+   suite), register the Feast repository and materialize D's features into the online store.
+2. **Model plane**: encode the captions of videos first seen on D (all-MiniLM-L6-v2) and publish
+   them; build the point-in-time training set of the nights before D through Feast; train the
+   two-tower model; evaluate it against popularity and co-visitation on day D; score every active
+   user (candidates, user/video embeddings, ANN index); validate the outputs ("outputs" suite);
+   publish them to the online store, versioned by ``model_version``.
+3. **Record** the run manifest: Delta versions and row counts of every table, each task's facts
+   and the metrics.
+
+* **First night**: with no earlier night there is nothing to train on; the training-set task is
+  *skipped* (not failed) and so are the tasks after it. The data plane is unaffected.
 
 * **Date**: the run's logical date (``ds``). The schedule is a *data-interval* cron, so the run
   for D starts after D has ended and its logical date is D. A manual run may pin the date with
   the ``date`` param (``{"date": "2026-11-01"}``). Nothing calls ``now()``.
 * **Idempotent**: every task replaces D's partition; rerunning D leaves row counts unchanged.
 * **Gates**: a failed Great Expectations suite fails its task, so nothing downstream (features,
-  Feast) runs on bad data. The failure message names the table, date, expectation and rows.
-* Each task runs alone from the shell: ``python -m spark_jobs.<job> --date D``.
+  models, the online store) runs on bad data. The failure message names the table, date,
+  expectation and rows.
+* Each task runs alone from the shell: ``python -m spark_jobs.<job> --date D``,
+  ``python -m models.<stage> --date D``.
 """
 
 from __future__ import annotations
@@ -28,6 +42,12 @@ USER_FEATURES = Asset("reelrec://lake/silver/user_features")
 VIDEO_FEATURES = Asset("reelrec://lake/silver/video_features")
 CREATOR_FEATURES = Asset("reelrec://lake/silver/creator_features")
 ONLINE_FEATURES = Asset("reelrec://feast/online/features")
+VIDEO_CONTENT = Asset("reelrec://lake/silver/video_content")
+MODEL = Asset("reelrec://models/two_tower")
+GOLD = [
+    Asset(f"reelrec://lake/gold/{name}") for name in ("candidates", "user_embeddings", "video_embeddings")
+]
+ONLINE_OUTPUTS = Asset("reelrec://feast/online/outputs")
 
 Facts = dict[str, Any]
 
@@ -49,6 +69,20 @@ def _call(entry: str, *args: Any) -> Any:
         return getattr(importlib.import_module(module), function)(*args, Settings.from_env())
     except DataError as err:
         raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
+def _model_plane(entry: str, *args: Any) -> Any:
+    """:func:`_call` for the model plane: no earlier night to learn from skips the task (and the rest)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from models.training_set import NoTrainingDataError
+
+    try:
+        return _call(entry, *args)
+    except AirflowFailException as err:
+        if isinstance(err.__cause__, NoTrainingDataError):
+            raise AirflowSkipException(str(err.__cause__)) from err
+        raise
 
 
 @task
@@ -110,9 +144,53 @@ def feast_materialize(date: str) -> Facts:
     return _call("reelrec.feast_store:materialize", date)
 
 
+@task(outlets=[VIDEO_CONTENT])
+def content_embeddings(date: str) -> Facts:
+    """Encode caption + hashtags of the videos first seen on D with all-MiniLM-L6-v2."""
+    return _call("models.content:main", date)
+
+
 @task
-def record_run(date: str, facts: dict[str, Facts]) -> str:
-    """Write the run manifest: Delta versions read/written, row counts, task facts."""
+def publish_content(date: str) -> Facts:
+    return _call("models.publish:publish_content", date)
+
+
+@task
+def training_set(date: str) -> Facts:
+    """Label the impressions of the nights before D; join features point-in-time through Feast."""
+    return _model_plane("models.training_set:main", date)
+
+
+@task(outlets=[MODEL])
+def train(date: str) -> Facts:
+    return _call("models.two_tower.train:main", date)
+
+
+@task
+def evaluate(date: str) -> Facts:
+    """Recall/NDCG@10/50/100 on day D: two-tower vs popularity vs co-visitation."""
+    return _call("models.evaluate:main", date)
+
+
+@task(outlets=GOLD)
+def score(date: str) -> Facts:
+    return _call("models.score:main", date)
+
+
+@task
+def validate_outputs(date: str) -> Facts:
+    return _call("reelrec.validation:gate", "outputs", date)
+
+
+@task(outlets=[ONLINE_OUTPUTS])
+def publish(date: str) -> Facts:
+    """Materialize D's validated candidates and embeddings into the online store."""
+    return _call("models.publish:publish_outputs", date)
+
+
+@task(trigger_rule="none_failed")
+def record_run(date: str, facts: dict[str, Facts | None]) -> str:
+    """Write the run manifest: Delta versions read/written, row counts, task facts (None: skipped)."""
     return str(_call("reelrec.runs:record_manifest", date, facts))
 
 
@@ -122,7 +200,7 @@ def record_run(date: str, facts: dict[str, Facts]) -> str:
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    tags=["reelrec", "nightly", "data-plane"],
+    tags=["reelrec", "nightly", "data-plane", "model-plane"],
     default_args={"owner": "reelrec", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
     params={
         "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)")
@@ -145,6 +223,22 @@ def reelrec_nightly() -> None:
     features_ok >> applied
     online = feast_materialize(date)
     applied >> online
+    content = content_embeddings(date)
+    features_ok >> content
+    content_online = publish_content(date)
+    [applied, content] >> content_online
+    examples = training_set(date)
+    [online, content_online] >> examples
+    model = train(date)
+    examples >> model
+    metrics = evaluate(date)
+    model >> metrics
+    outputs = score(date)
+    metrics >> outputs
+    outputs_ok = validate_outputs(date)
+    outputs >> outputs_ok
+    published = publish(date)
+    outputs_ok >> published
     record_run(
         date,
         {
@@ -158,6 +252,14 @@ def reelrec_nightly() -> None:
             "validate_features": features_ok,
             "feast_apply": applied,
             "feast_materialize": online,
+            "content_embeddings": content,
+            "publish_content": content_online,
+            "training_set": examples,
+            "train": model,
+            "evaluate": metrics,
+            "score": outputs,
+            "validate_outputs": outputs_ok,
+            "publish": published,
         },
     )
 

@@ -141,8 +141,12 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
     shared = grouped.column("is_share_any").to_numpy(zero_copy_only=False)
     skipped = grouped.column("is_skip_any").to_numpy(zero_copy_only=False)
     positive = (viewed & (fraction >= cfg.completion_threshold)) | liked | shared
-    hard_negative = ~positive & (skipped | (fraction < cfg.hard_negative_fraction))
-    keep = positive | hard_negative
+    # An impression with neither a view nor a skip (the session ended, the view was quarantined) says
+    # nothing: without `viewed &` its fraction of 0 would make it a hard negative.
+    hard_negative = ~positive & (skipped | (viewed & (fraction < cfg.hard_negative_fraction)))
+    # A video missing from that night's catalog snapshot has no duration (nor upload time): no label.
+    in_catalog = grouped.column("duration_ms").is_valid().to_numpy(zero_copy_only=False)
+    keep = (positive | hard_negative) & in_catalog
     age_us = pc.subtract(
         grouped.column("impression_ts_min").cast(pa.int64()), grouped.column("upload_ts").cast(pa.int64())
     )

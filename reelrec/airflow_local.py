@@ -106,6 +106,28 @@ def task_instances(date: str, settings: Settings, dag_id: str = DAG_ID) -> list[
     return [dict(row) for row in rows]
 
 
+def dag_runs(settings: Settings, limit: int = 10, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    """The latest run of each logical date of ``dag_id``, newest date first (at most ``limit``)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(airflow_env(settings)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    query = text(
+        """
+        SELECT dr.run_id, date(dr.logical_date) AS date, dr.state, dr.start_date, dr.end_date
+        FROM dag_run dr
+        WHERE dr.dag_id = :dag_id AND dr.id IN (
+            SELECT MAX(id) FROM dag_run WHERE dag_id = :dag_id GROUP BY date(logical_date)
+        )
+        ORDER BY date(dr.logical_date) DESC
+        LIMIT :limit
+        """
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query, {"dag_id": dag_id, "limit": limit}).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
 def start_ui(settings: Settings) -> int:
     """Start Airflow (API server + scheduler + DAG processor) on the project's DAGs; blocks."""
     ensure_db(settings)

@@ -4,6 +4,9 @@ reelrec generate --preset small --start 2026-11-01 --days 7
 reelrec run --date 2026-11-01 --to 2026-11-07
 reelrec summary --date 2026-11-07
 reelrec features --user u000042 [--json]
+reelrec recommend --user u000042 [--k 10] [--json]
+reelrec status [--json]
+reelrec validate --suite outputs --date 2026-11-07
 reelrec ui
 reelrec demo            # what `make run` calls: generate + run every night + summary
 """
@@ -133,6 +136,26 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if len(found) == len(recs) else 1
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.report import format_status, status
+
+    runs = status(settings, limit=args.last)
+    print(json.dumps(runs, indent=2, default=str) if args.json else format_status(runs))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from reelrec.validation import ValidationError, gate
+
+    try:
+        facts = gate(args.suite, args.date, settings)
+    except ValidationError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    print(json.dumps(facts, indent=2, default=str))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from reelrec.airflow_local import start_ui
 
@@ -155,8 +178,31 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("\n[reelrec] stage wall times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     print(_task_totals(dates, settings))
     if code == 0:
-        _show_where_to_look(dates[-1], settings)
+        code = _show_results(dates, settings)
     return code
+
+
+def _show_results(dates: list[str], settings: Settings) -> int:
+    """The end of the demo: the run summary, one user's published recommendations, where to look."""
+    from reelrec import lake
+    from reelrec.catalog import CANDIDATES
+    from reelrec.report import format_status, status
+    from reelrec.serving import format_recommendations, recommend
+
+    print("\n[reelrec] status (reelrec status)")
+    print(format_status(status(settings, limit=len(dates))))
+    user = None
+    if lake.exists(CANDIDATES, settings):
+        published = lake.read(CANDIDATES, settings, dates=[dates[-1]], columns=["user_id"]).column(0)
+        user = published[0].as_py() if len(published) else None
+    if user is None:
+        print(f"\n[reelrec] no candidates were published for dt={dates[-1]}", file=sys.stderr)
+        _show_where_to_look(dates[-1], settings, None)
+        return 1
+    print(f"\n[reelrec] what a feed service reads for {user} (reelrec recommend --user {user} --k 10)")
+    print(format_recommendations(recommend(settings, [user], k=10)[0]))
+    _show_where_to_look(dates[-1], settings, user)
+    return 0
 
 
 def _task_totals(dates: list[str], settings: Settings) -> str:
@@ -166,23 +212,23 @@ def _task_totals(dates: list[str], settings: Settings) -> str:
     return format_task_totals([night_summary(d, settings, task_instances(d, settings)) for d in dates])
 
 
-def _show_where_to_look(date: str, settings: Settings) -> None:
-    from reelrec import lake
-    from reelrec.catalog import USER_FEATURES
-
-    sample = lake.read(USER_FEATURES, settings, dates=[date], columns=["user_id"]).column(0)
-    user = sample[0].as_py() if len(sample) else "u000001"
+def _show_where_to_look(date: str, settings: Settings, user: str | None) -> None:
+    user = user or "u000001"
     print(
         f"""
 Where to look (REELREC_HOME={settings.home}):
   landing drops      {settings.landing}
-  Delta tables       {settings.lake}/{{bronze,silver}}/<table>
-  run manifests      {settings.runs}/dt=<date>/manifest.json (+ validation/ reports, airflow.log)
+  Delta tables       {settings.lake}/{{bronze,silver,gold}}/<table>
+  run manifests      {settings.runs}/dt=<date>/manifest.json (+ metrics.json, validation/, airflow.log)
+  models             {settings.models}/two_tower/<model_version>/ (weights, config, metrics, ANN index)
   Feast              {settings.feast}
   Airflow UI         .venv/bin/reelrec ui   (then open http://localhost:8080, DAG reelrec_nightly)
+  runs and metrics   .venv/bin/reelrec status [--json]
+  recommendations    .venv/bin/reelrec recommend --user {user} --k 10 --json
   online features    .venv/bin/reelrec features --user {user}
+  feature server     .venv/bin/feast -c {settings.feast} serve   (POST /get-online-features)
   a night again      .venv/bin/reelrec run --date {date}
-  one job alone      .venv/bin/python -m spark_jobs.user_features --date {date}"""
+  one job alone      .venv/bin/python -m models.score --date {date}"""
     )
 
 
@@ -223,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="show at most the k best items per user")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("status", help="recent nightly runs: state, task times, row counts, metrics")
+    p.add_argument("--last", type=int, default=7, help="how many logical dates (newest first)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("validate", help="run one Great Expectations suite on one date")
+    p.add_argument("--suite", choices=["bronze", "features", "outputs"], required=True)
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("ui", help="start Airflow locally on the project's DAGs")
     p.set_defaults(func=cmd_ui)

@@ -42,12 +42,23 @@ def validation_results(date: str, settings: Settings) -> list[dict[str, Any]]:
     return results
 
 
+RETRIEVAL_MODELS = ("two_tower", "popularity", "covisit")
+
+
+def night_metrics(date: str, settings: Settings) -> dict[str, Any]:
+    """The evaluation of night ``date`` (``runs/dt=D/metrics.json``), or ``{}`` when it was not evaluated."""
+    path = settings.run_dir(date) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def night_summary(date: str, settings: Settings, tasks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Everything a data engineer checks after a night: tables, quarantine, validation, task times."""
+    """Everything a data engineer checks after a night: tables, quarantine, validation, task times,
+    model metrics."""
     manifest = read_manifest(date, settings)
     return {
         "date": date,
         "completed": manifest is not None,
+        "metrics": night_metrics(date, settings),
         "tables": (manifest or {}).get("tables") or table_state(date, settings),
         "quarantined": quarantine_counts(date, settings),
         "validation": validation_results(date, settings),
@@ -79,6 +90,7 @@ def format_night(summary: dict[str, Any]) -> str:
     for result in summary["validation"]:
         if not result["success"]:
             lines.append(f"    FAILED {result['suite']}.{result['table']}: {result['failed']} expectation(s)")
+    lines.extend(format_metrics(summary.get("metrics") or {}))
     if summary["tasks"]:
         lines.append("  task durations (Airflow task instances)")
         for task in summary["tasks"]:
@@ -99,4 +111,103 @@ def format_task_totals(summaries: list[dict[str, Any]]) -> str:
         lines.append(
             f"    {task_id:<22} {sum(values) / len(values):>8.1f}s {max(values):>7.1f}s {sum(values):>7.1f}s"
         )
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: dict[str, Any], indent: str = "  ") -> list[str]:
+    """Lines of a metrics table (one row per retrieval method), empty when there are no metrics."""
+    retrieval = metrics.get("retrieval") or {}
+    if not retrieval:
+        return []
+    columns = (
+        "recall@10",
+        "recall@50",
+        "recall@100",
+        "ndcg@10",
+        "ndcg@100",
+        "coverage@100",
+        "fresh_recall@100",
+    )
+    lines = [
+        f"{indent}retrieval on dt={metrics.get('date')} ({metrics.get('users')} users, "
+        f"{metrics.get('catalog_videos')} videos; model {metrics.get('model_version')})",
+        f"{indent}  {'method':<26}" + "".join(f"{c:>17}" for c in columns),
+    ]
+    for method, values in retrieval.items():
+        cells = "".join(
+            f"{values[c]:>17.4f}" if isinstance(values.get(c), float) else f"{'-':>17}" for c in columns
+        )
+        lines.append(f"{indent}  {method:<26}{cells}")
+    return lines
+
+
+def status(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
+    """Recent nightly runs, newest first: state, per-task seconds, row counts and metrics.
+
+    Each run is ``{"date", "run_id", "state", "seconds", "tasks": {task_id: {"state", "seconds"}},
+    "rows": {table: rows of dt=D}, "model_version", "metrics": {"retrieval": {model: {"recall@K",
+    "ndcg@K", ...}}}}``, so ``metrics.retrieval.two_tower.recall@100`` is a JSON path.
+    """
+    from reelrec.airflow_local import dag_runs, task_instances
+
+    runs = []
+    for run in dag_runs(settings, limit=limit):
+        date = str(run["date"])
+        manifest = read_manifest(date, settings) or {}
+        metrics = night_metrics(date, settings)
+        started, ended = run.get("start_date"), run.get("end_date")
+        runs.append(
+            {
+                "date": date,
+                "run_id": run["run_id"],
+                "state": run["state"],
+                "seconds": _seconds(started, ended),
+                "tasks": {
+                    t["task_id"]: {
+                        "state": t["state"],
+                        "seconds": round(float(t["duration"]), 2) if t.get("duration") is not None else None,
+                    }
+                    for t in task_instances(date, settings)
+                },
+                "rows": {name: table["rows"] for name, table in (manifest.get("tables") or {}).items()},
+                "model_version": metrics.get("model_version"),
+                "metrics": {"retrieval": metrics.get("retrieval", {})} if metrics else {},
+            }
+        )
+    return runs
+
+
+def _seconds(started: Any, ended: Any) -> float | None:
+    from datetime import datetime
+
+    if not started or not ended:
+        return None
+    if isinstance(started, str):
+        started, ended = datetime.fromisoformat(started), datetime.fromisoformat(ended)
+    return round((ended - started).total_seconds(), 1)
+
+
+def format_status(runs: list[dict[str, Any]]) -> str:
+    """Human-readable form of :func:`status`."""
+    if not runs:
+        return "no runs of reelrec_nightly yet; start one with `reelrec run --date YYYY-MM-DD`"
+    lines = []
+    for run in runs:
+        seconds = "-" if run["seconds"] is None else f"{run['seconds']:.0f}s"
+        lines.append(f"== dt={run['date']}  {run['state']}  {seconds}  model {run['model_version'] or '-'}")
+        tasks = run["tasks"]
+        if tasks:
+            cells = []
+            for task, info in tasks.items():
+                state = "" if info["state"] == "success" else f"{info['state']} "
+                took = "" if info["seconds"] is None else f"{info['seconds']:.0f}s"
+                cells.append(f"{task}={state}{took}")
+            lines.append("  tasks: " + ", ".join(cells))
+        if run["rows"]:
+            shown = ("bronze.events", "silver.user_features", "silver.video_content", "gold.candidates")
+            lines.append("  rows: " + ", ".join(f"{t}={run['rows'][t]:,}" for t in shown if t in run["rows"]))
+        if run["metrics"]:
+            lines.extend(
+                format_metrics({"date": run["date"], **run["metrics"], "model_version": run["model_version"]})
+            )
     return "\n".join(lines)

@@ -1,8 +1,9 @@
-"""The tiny world through real Airflow task instances: ingest -> validate -> features -> Feast.
+"""The tiny world through real Airflow task instances, data plane and model plane.
 
-One REELREC_HOME for the module: three generated days; nights 1 and 2 run clean, night 1 is rerun,
-and night 3's event drop is cut to a few percent of its volume, which the bronze suite must stop
-before any feature or the online store is touched.
+One REELREC_HOME for the module: three generated days. Night 1 runs the data plane and skips the
+model plane (no earlier night to learn from); night 2 trains, evaluates, scores and publishes;
+night 1 is rerun; night 3's event drop is cut to a few percent of its volume, which the bronze
+suite must stop before any feature, model or the online store is touched.
 """
 
 from __future__ import annotations
@@ -52,12 +53,47 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return facts
 
 
+MODEL_TASKS = ("training_set", "train", "evaluate", "score", "validate_outputs", "publish")
+
+
 def test_clean_nights_succeed_with_every_task(nightly: dict[str, Any]) -> None:
     assert nightly["first_runs"] == 0
-    for date in (D1, D2):
-        states = nightly["tasks"][date]
-        assert "record_run" in states and len(states) == 12, states
-        assert set(states.values()) == {"success"}, states
+    first, second = nightly["tasks"][D1], nightly["tasks"][D2]
+    assert len(second) == 20 and set(second.values()) == {"success"}, second
+    # The first night has nothing to train on: the model plane is skipped, the night still succeeds.
+    assert {t: first[t] for t in MODEL_TASKS} == dict.fromkeys(MODEL_TASKS, "skipped"), first
+    assert first["content_embeddings"] == first["record_run"] == "success", first
+
+
+def test_second_night_publishes_candidates_for_every_active_user(nightly: dict[str, Any]) -> None:
+    from reelrec import lake
+    from reelrec.catalog import CANDIDATES, USER_FEATURES
+    from reelrec.serving import recommend
+
+    settings = nightly["settings"]
+    active = set(lake.read(USER_FEATURES, settings, dates=[D2], columns=["user_id"]).column(0).to_pylist())
+    candidates = lake.read(CANDIDATES, settings, dates=[D2]).to_pylist()
+    assert {row["user_id"] for row in candidates} == active
+    assert all(row["video_ids"] for row in candidates)
+    versions = {row["model_version"] for row in candidates}
+    assert len(versions) == 1 and next(iter(versions)).startswith(f"two_tower_v1-{D2}-")
+    served = recommend(settings, sorted(active)[:3], k=5)
+    assert [r["found"] for r in served] == [True] * 3
+    assert all(r["model_version"] in versions and 0 < len(r["items"]) <= 5 for r in served)
+
+
+def test_metrics_of_every_method_are_recorded(nightly: dict[str, Any]) -> None:
+    import json
+
+    metrics = json.loads((nightly["settings"].run_dir(D2) / "metrics.json").read_text())
+    for model in ("two_tower", "popularity", "covisit"):
+        for k in (10, 50, 100):
+            assert 0.0 <= metrics["retrieval"][model][f"recall@{k}"] <= 1.0
+            assert 0.0 <= metrics["retrieval"][model][f"ndcg@{k}"] <= 1.0
+    assert metrics["users"] > 0
+    manifest = json.loads((nightly["settings"].run_dir(D2) / "manifest.json").read_text())
+    assert manifest["tables"]["gold.candidates"]["rows"] > 0
+    assert manifest["tasks"]["train"]["model_version"] == metrics["model_version"]
 
 
 def test_tables_filled_and_quarantine_counted(nightly: dict[str, Any]) -> None:
@@ -108,7 +144,14 @@ def test_bad_volume_stops_the_night_before_features(nightly: dict[str, Any]) -> 
     assert nightly["bad_night"] == 1
     states = nightly["tasks"][D3]
     assert states["validate_bronze"] == "failed"
-    for downstream in ("user_features", "validate_features", "feast_materialize", "record_run"):
+    for downstream in (
+        "user_features",
+        "validate_features",
+        "feast_materialize",
+        "train",
+        "publish",
+        "record_run",
+    ):
         assert states[downstream] == "upstream_failed", (downstream, states)
     assert lake.partition_row_count(USER_FEATURES, nightly["settings"], D3) == 0
     log = (nightly["settings"].run_dir(D3) / "airflow.log").read_text()

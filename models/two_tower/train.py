@@ -119,9 +119,20 @@ def prepare(
 
 
 def fit(
-    model: TwoTower, users: UserInputs, videos: VideoInputs, log_q: torch.Tensor, cfg: TwoTowerConfig
+    model: TwoTower,
+    users: UserInputs,
+    videos: VideoInputs,
+    log_q: torch.Tensor,
+    cfg: TwoTowerConfig,
+    keys: torch.Tensor | None = None,
 ) -> list[float]:
-    """Train ``model`` in place; returns the mean loss of each epoch."""
+    """Train ``model`` in place; returns the mean loss of each epoch.
+
+    ``keys`` (N,) identify each positive's video (equal keys: same video, never ``UNKNOWN_ID``), so a
+    video repeated in a batch is not a negative of itself even when its id is hidden or unknown;
+    by default the ids before id dropout.
+    """
+    keys = videos.ids.clone() if keys is None else keys
     generator = torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     n = len(log_q)
@@ -143,12 +154,12 @@ def fit(
             u = model.embed_users(_take_users(users, idx))
             v = model.embed_videos(batch_videos)
             loss = in_batch_softmax_loss(
-                u, v, batch_videos.ids, log_q[idx] if cfg.logq_correction else None, cfg.temperature
+                u, v, keys[idx], log_q[idx] if cfg.logq_correction else None, cfg.temperature
             )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss)
+            total += loss.item()
             batches += 1
         losses.append(total / max(batches, 1))
     model.eval()
@@ -179,7 +190,12 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     space, users, videos, log_q = prepare(positives, content, cfg)
     model = build_model(cfg, space)
     fit_started = time.perf_counter()
-    losses = fit(model, users, videos, log_q, cfg)
+    video_keys = np.unique(
+        np.asarray(positives.column(VIDEO_ID).to_pylist(), dtype=object), return_inverse=True
+    )[1]
+    losses = fit(
+        model, users, videos, log_q, cfg, keys=torch.from_numpy(video_keys.astype(np.int64) + UNKNOWN_ID + 1)
+    )
     fit_seconds = time.perf_counter() - fit_started
     version = _version(date, model, space)
     path = model_root(settings) / version

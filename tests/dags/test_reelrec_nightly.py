@@ -29,6 +29,17 @@ EXPECTED_EDGES = {
     ("validate_features", "feast_apply"),
     ("feast_apply", "feast_materialize"),
     ("feast_materialize", "record_run"),
+    ("validate_features", "content_embeddings"),
+    ("content_embeddings", "publish_content"),
+    ("feast_apply", "publish_content"),
+    ("feast_materialize", "training_set"),
+    ("publish_content", "training_set"),
+    ("training_set", "train"),
+    ("train", "evaluate"),
+    ("evaluate", "score"),
+    ("score", "validate_outputs"),
+    ("validate_outputs", "publish"),
+    ("publish", "record_run"),
 }
 
 
@@ -64,6 +75,11 @@ def test_task_graph(dagbag) -> None:
     materialize = dag.get_task("feast_materialize")
     upstream = materialize.get_flat_relative_ids(upstream=True)
     assert {"validate_bronze", "validate_features"} <= upstream
+    # Model outputs reach the online store only after all three suites.
+    publish = dag.get_task("publish").get_flat_relative_ids(upstream=True)
+    assert {"validate_bronze", "validate_features", "validate_outputs", "evaluate"} <= publish
+    # The run record is written even when the model plane is skipped (first night).
+    assert dag.get_task("record_run").trigger_rule == "none_failed"
 
 
 def test_parsing_imports_nothing_heavy() -> None:
@@ -71,7 +87,8 @@ def test_parsing_imports_nothing_heavy() -> None:
     dag_file = Path(DAGS_FOLDER) / "reelrec_nightly.py"
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1]);"
-        "heavy = [m for m in ('pyspark', 'pandas', 'torch', 'feast', 'great_expectations', 'deltalake')"
+        "heavy = [m for m in ('pyspark', 'pandas', 'torch', 'feast', 'great_expectations', 'deltalake',"
+        " 'sentence_transformers', 'faiss')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run(

@@ -1,0 +1,138 @@
+"""Top-k with reserved slots for flagged items (fresh uploads) against a brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from models.topk import ScoreBlock, blocked_top_k, top_k_with_quota
+
+
+def _best(scores: np.ndarray, candidates: list[int], n: int) -> list[int]:
+    return sorted(candidates, key=lambda j: (-scores[j], j))[:n]
+
+
+def _reference(
+    scores: np.ndarray, k: int, flagged: np.ndarray, quota: int, exclude: sp.csr_matrix | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per user: the best ``quota`` eligible flagged items, then the best unflagged ones for the
+    remaining slots (all ``k - taken`` of them), merged by (score desc, item asc), padded -1 / -inf."""
+    n_users, n_items = scores.shape
+    banned = np.zeros(scores.shape, bool) if exclude is None else exclude.toarray() != 0
+    items = np.full((n_users, k), -1, np.int64)
+    values = np.full((n_users, k), -np.inf, np.float32)
+    for u in range(n_users):
+        eligible = [j for j in range(n_items) if np.isfinite(scores[u, j]) and not banned[u, j]]
+        fresh = _best(scores[u], [j for j in eligible if flagged[j]], quota)
+        other = _best(scores[u], [j for j in eligible if not flagged[j]], k - len(fresh))
+        merged = _best(scores[u], fresh + other, k)
+        items[u, : len(merged)] = merged
+        values[u, : len(merged)] = scores[u, merged]
+    return items, values
+
+
+def _block_of(scores: np.ndarray) -> ScoreBlock:
+    return lambda rows: scores[rows].copy()
+
+
+def _random_case(
+    seed: int, n_users: int = 29, n_items: int = 31
+) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, size=(n_users, n_items)).astype(np.float32)  # ties everywhere
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    scores[rng.random(scores.shape) < 0.03] = np.inf
+    flagged = rng.random(n_items) < 0.2
+    flagged[:2] = True
+    exclude = sp.random(n_users, n_items, density=0.3, format="csr", random_state=seed, dtype=np.float32)
+    exclude.data[:] = 1
+    dense = exclude.toarray()
+    dense[0, flagged] = 1  # user 0 has no eligible flagged item at all
+    dense[1, np.flatnonzero(flagged)[1:]] = 1  # user 1 has exactly one
+    return scores, flagged, sp.csr_matrix(dense)
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 29])
+@pytest.mark.parametrize(("k", "quota"), [(1, 1), (5, 2), (10, 3), (10, 10), (12, 5)])
+def test_matches_brute_force(block_size: int, k: int, quota: int) -> None:
+    scores, flagged, exclude = _random_case(seed=block_size * 97 + k * 13 + quota)
+    items, values = top_k_with_quota(
+        _block_of(scores), scores.shape[0], k, flagged, quota, exclude=exclude, block_size=block_size
+    )
+    want_items, want_values = _reference(scores, k, flagged, quota, exclude)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(values, want_values)
+    assert items.dtype == np.int64 and values.dtype == np.float32
+
+    # Invariants: no duplicates, nothing excluded or non-finite, scores non-increasing along a row.
+    dense_exclude = exclude.toarray() != 0
+    for u, row in enumerate(items):
+        real = row[row >= 0]
+        assert len(set(real.tolist())) == len(real)
+        assert (row[len(real) :] == -1).all()  # padding only at the end
+        assert not dense_exclude[u, real].any()
+        assert np.isfinite(scores[u, real]).all()
+        assert flagged[real].sum() <= quota
+    assert (np.diff(values, axis=1) <= 0).all()
+
+
+def test_without_exclusions_matches_brute_force() -> None:
+    scores, flagged, _ = _random_case(seed=5)
+    items, values = top_k_with_quota(_block_of(scores), scores.shape[0], 8, flagged, 3, block_size=4)
+    want_items, want_values = _reference(scores, 8, flagged, 3, None)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(values, want_values)
+
+
+def test_reserved_slots_surface_low_scored_flagged_items() -> None:
+    # Items 3 and 4 are fresh and score below every established item; plain top-3 never shows them.
+    scores = np.array([[9.0, 8.0, 7.0, 1.0, 2.0, 6.0]], np.float32)
+    flagged = np.array([False, False, False, True, True, False])
+    plain, _ = blocked_top_k(_block_of(scores), 1, 3)
+    np.testing.assert_array_equal(plain, [[0, 1, 2]])
+    items, values = top_k_with_quota(_block_of(scores), 1, 3, flagged, 1)
+    np.testing.assert_array_equal(items, [[0, 1, 4]])  # the best fresh one takes the reserved slot
+    np.testing.assert_array_equal(values, [[9.0, 8.0, 2.0]])
+    items, _ = top_k_with_quota(_block_of(scores), 1, 4, flagged, 2)
+    np.testing.assert_array_equal(items, [[0, 1, 4, 3]])
+
+
+def test_a_flagged_item_that_wins_on_score_still_uses_a_reserved_slot() -> None:
+    # Fresh item 1 is the best overall: it is one of the `quota` flagged ones, not an extra.
+    scores = np.array([[5.0, 9.0, 4.0, 3.0, 8.0]], np.float32)
+    flagged = np.array([False, True, False, False, True])
+    items, _ = top_k_with_quota(_block_of(scores), 1, 3, flagged, 1)
+    np.testing.assert_array_equal(items, [[1, 0, 2]])
+
+
+def test_unused_reserved_slots_go_to_unflagged_items() -> None:
+    scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.5], [5.0, 4.0, 3.0, 2.0, 1.0, 0.5]], np.float32)
+    flagged = np.array([False, False, False, False, True, True])
+    # User 0 has both flagged items excluded; user 1 one of them: 0 and 1 eligible flagged < quota 3.
+    exclude = sp.csr_matrix(np.array([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 1]]))
+    items, values = top_k_with_quota(_block_of(scores), 2, 4, flagged, 3, exclude=exclude)
+    np.testing.assert_array_equal(items, [[0, 1, 2, 3], [0, 1, 2, 4]])
+    np.testing.assert_array_equal(values, [[5.0, 4.0, 3.0, 2.0], [5.0, 4.0, 3.0, 1.0]])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quota_zero_or_nothing_flagged_equals_blocked_top_k(seed: int) -> None:
+    scores, flagged, exclude = _random_case(seed=seed)
+    want = blocked_top_k(_block_of(scores), scores.shape[0], 9, exclude=exclude, block_size=5)
+    got = top_k_with_quota(_block_of(scores), scores.shape[0], 9, flagged, 0, exclude=exclude, block_size=5)
+    none_flagged = top_k_with_quota(
+        _block_of(scores), scores.shape[0], 9, np.zeros_like(flagged), 4, exclude=exclude, block_size=5
+    )
+    for result in (got, none_flagged):
+        np.testing.assert_array_equal(result[0], want[0])
+        np.testing.assert_array_equal(result[1], want[1])
+
+
+def test_quota_outside_zero_to_k_raises() -> None:
+    scores = np.ones((2, 4), np.float32)
+    flagged = np.array([True, False, False, False])
+    with pytest.raises(ValueError, match="quota must be in"):
+        top_k_with_quota(_block_of(scores), 2, 3, flagged, 4)
+    with pytest.raises(ValueError, match="quota must be in"):
+        top_k_with_quota(_block_of(scores), 2, 3, flagged, -1)

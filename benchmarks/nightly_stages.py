@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/nightly_stages.py --preset medium --days 1 --json
 
 Generates a fresh world in a throwaway REELREC_HOME (unless --home is given), then for each date runs
-ingest -> bronze suite -> features -> features suite -> Feast apply + materialize in one process (so
-Spark starts once, as in an Airflow run), and prints seconds, output rows and the Python process's
-peak RSS (the Spark JVM is apart).
+ingest -> bronze suite -> features -> features suite -> Feast apply + materialize -> content
+embeddings -> training set -> train -> evaluate -> score -> outputs suite -> publish in one process
+(so Spark starts once, as in an Airflow run), and prints seconds, output rows and the Python
+process's peak RSS (the Spark JVM is apart). The model plane of the first night is skipped (nothing
+to train on), as in the DAG.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ STAGES: list[tuple[str, str, tuple[str, ...]]] = [
     ("validate_features", "reelrec.validation:gate", ()),
     ("feast_apply", "reelrec.feast_store:apply", ()),
     ("feast_materialize", "reelrec.feast_store:materialize", ()),
+    ("content_embeddings", "models.content:main", ("video_content",)),
+    ("publish_content", "models.publish:publish_content", ()),
+    ("training_set", "models.training_set:main", ()),
+    ("train", "models.two_tower.train:main", ()),
+    ("evaluate", "models.evaluate:main", ()),
+    ("score", "models.score:main", ("candidates", "user_embeddings", "video_embeddings")),
+    ("validate_outputs", "reelrec.validation:gate", ()),
+    ("publish", "models.publish:publish_outputs", ()),
 ]
+MODEL_PLANE = {"training_set", "train", "evaluate", "score", "validate_outputs", "publish"}
 
 
 def _resolve(entry: str) -> Callable[..., Any]:
@@ -54,20 +65,34 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
     from reelrec.synthetic import generate
 
     results: list[dict[str, Any]] = []
+    metrics: list[dict[str, Any]] = []
     began = time.perf_counter()
     generate(settings, preset, start, days)
     results.append({"date": "-", "stage": "generate", "seconds": time.perf_counter() - began, "rows": None})
+    from models.training_set import NoTrainingDataError
+
     for offset in range(days):
         date = (Date.fromisoformat(start) + timedelta(days=offset)).isoformat()
+        skip_models = False
         for stage, entry, tables in STAGES:
+            if skip_models and stage in MODEL_PLANE:
+                results.append({"date": date, "stage": stage, "seconds": 0.0, "rows": None, "skipped": True})
+                continue
             args: tuple[Any, ...] = (date,)
             if stage.startswith("validate_"):
                 args = (stage.removeprefix("validate_"), date)
             elif stage == "feast_apply":
                 args = ()
             began = time.perf_counter()
-            _resolve(entry)(*args, settings)
+            try:
+                facts = _resolve(entry)(*args, settings)
+            except NoTrainingDataError:
+                skip_models = True
+                results.append({"date": date, "stage": stage, "seconds": 0.0, "rows": None, "skipped": True})
+                continue
             seconds = time.perf_counter() - began
+            if stage == "evaluate":
+                metrics.append(facts)
             rows = (
                 sum(lake.partition_row_count(TABLES[t], settings, date) for t in tables) if tables else None
             )
@@ -81,6 +106,8 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
                     "peak_rss_mb": round(_peak_rss_mb()),
                 }
             )
+    for facts in metrics:
+        results.append({"date": facts["date"], "stage": "metrics", "seconds": 0.0, "rows": None, **facts})
     return results
 
 
@@ -99,10 +126,16 @@ def main() -> None:
         return
     print(f"preset={args.preset} days={args.days} home={home}")
     print(f"{'date':<11} {'stage':<18} {'seconds':>8} {'rows':>10} {'rows/s':>10} {'py MB':>8}")
+    from reelrec.report import format_metrics
+
     for r in results:
+        if r["stage"] == "metrics":
+            print("\n".join(format_metrics(r)))
+            continue
+        note = "  skipped (no earlier night)" if r.get("skipped") else ""
         print(
             f"{r['date']:<11} {r['stage']:<18} {r['seconds']:>8.2f} {r['rows'] or '':>10} "
-            f"{r.get('rows_per_s') or '':>10} {r.get('peak_rss_mb') or '':>8}"
+            f"{r.get('rows_per_s') or '':>10} {r.get('peak_rss_mb') or '':>8}{note}"
         )
 
 

@@ -107,10 +107,16 @@ def task_instances(date: str, settings: Settings, dag_id: str = DAG_ID) -> list[
 
 
 def dag_runs(settings: Settings, limit: int = 10, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-    """The latest run of each logical date of ``dag_id``, newest date first (at most ``limit``)."""
+    """The latest run of each logical date of ``dag_id``, newest date first (at most ``limit``).
+
+    An embedded home whose Airflow database was never created has no runs.
+    """
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(airflow_env(settings)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    url = airflow_env(settings)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    engine = create_engine(url)
     query = text(
         """
         SELECT dr.run_id, date(dr.logical_date) AS date, dr.state, dr.start_date, dr.end_date

@@ -30,6 +30,20 @@ def _shrink_events(settings: Settings, date: str, keep_every: int = 25) -> None:
             f.writelines(lines[::keep_every])
 
 
+def _status_json(settings: Settings) -> list[dict[str, Any]]:
+    """What `reelrec status --json` prints for this home."""
+    import contextlib
+    import io
+    import json
+
+    from reelrec.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--home", str(settings.home), "status", "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from reelrec.airflow_local import task_instances
@@ -47,6 +61,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     facts["rerun"] = run_nights([D1], settings)
     facts["state_d1_rerun"] = table_state(D1, settings)
     facts["bad_night"] = run_nights([D3], settings)
+    facts["status"] = _status_json(settings)
     facts["tasks"] = {
         d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3)
     }
@@ -91,6 +106,14 @@ def test_metrics_of_every_method_are_recorded(nightly: dict[str, Any]) -> None:
             assert 0.0 <= metrics["retrieval"][model][f"recall@{k}"] <= 1.0
             assert 0.0 <= metrics["retrieval"][model][f"ndcg@{k}"] <= 1.0
     assert metrics["users"] > 0
+    status = nightly["status"]
+    assert [run["date"] for run in status] == [D3, D2, D1]
+    assert (
+        status[1]["metrics"]["retrieval"]["two_tower"]["recall@100"]
+        == metrics["retrieval"]["two_tower"]["recall@100"]
+    )
+    assert status[1]["state"] == "success" and status[0]["state"] == "failed"
+    assert status[1]["tasks"]["train"]["state"] == "success" and status[1]["rows"]["gold.candidates"] > 0
     manifest = json.loads((nightly["settings"].run_dir(D2) / "manifest.json").read_text())
     assert manifest["tables"]["gold.candidates"]["rows"] > 0
     assert manifest["tasks"]["train"]["model_version"] == metrics["model_version"]

@@ -94,7 +94,13 @@ def embed_users(trained: TrainedModel, users: pa.Table, content: ContentLookup) 
     for start in range(0, users.num_rows, EMBED_BATCH):
         part = users.slice(start, EMBED_BATCH)
         x = user_numeric({c: part.column(c) for c in part.column_names}, part.num_rows)
-        inputs = user_inputs(x, part.column("recent_video_ids").to_pylist(), trained.space, content)
+        inputs = user_inputs(
+            x,
+            part.column("recent_video_ids").to_pylist(),
+            trained.space,
+            content,
+            user_ids=part.column(USER_ID).to_pylist(),
+        )
         out.append(trained.model.embed_users(inputs).numpy())
     return np.concatenate(out) if out else np.zeros((0, trained.cfg.embedding_dim), np.float32)
 

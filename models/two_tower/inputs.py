@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -166,9 +166,20 @@ class FeatureSpace:
     user_std: list[float]
     video_mean: list[float]
     video_std: list[float]
+    users: list[str] = field(default_factory=list)  # user ids with an own embedding, same indexing
 
     def __post_init__(self) -> None:
         self._ids = {v: i + 2 for i, v in enumerate(self.vocabulary)}
+        self._user_ids = {u: i + 2 for i, u in enumerate(self.users)}
+
+    @property
+    def n_user_ids(self) -> int:
+        return len(self.users) + 2
+
+    def user_ids(self, user_ids: Sequence[str | None]) -> np.ndarray:
+        """(N,) int64 id index of each user; UNKNOWN_ID for users without training positives."""
+        lookup = self._user_ids
+        return np.fromiter((lookup.get(u, UNKNOWN_ID) for u in user_ids), dtype=np.int64, count=len(user_ids))
 
     @property
     def n_ids(self) -> int:
@@ -197,6 +208,7 @@ class FeatureSpace:
                 "user_std": self.user_std,
                 "video_mean": self.video_mean,
                 "video_std": self.video_std,
+                "users": self.users,
             }
         )
 
@@ -206,12 +218,18 @@ class FeatureSpace:
 
     @classmethod
     def fit(
-        cls, video_ids: Sequence[str], user_x: np.ndarray, video_x: np.ndarray, cfg: TwoTowerConfig
+        cls,
+        video_ids: Sequence[str],
+        user_x: np.ndarray,
+        video_x: np.ndarray,
+        cfg: TwoTowerConfig,
+        user_ids: Sequence[str] = (),
     ) -> FeatureSpace:
-        """Vocabulary: videos with >= ``min_video_positives`` positives; stats of the raw features."""
+        """Vocabularies (videos with >= ``min_video_positives`` positives, users with >= 1) and feature stats."""
         ids, counts = np.unique(np.asarray(video_ids, dtype=object), return_counts=True)
         vocabulary = sorted(str(v) for v in ids[counts >= cfg.min_video_positives])
         return cls(
+            users=sorted({str(u) for u in user_ids}),
             vocabulary=vocabulary,
             user_mean=user_x.mean(0).tolist(),
             user_std=np.maximum(user_x.std(0), 1e-3).tolist(),
@@ -243,13 +261,18 @@ def history_text(histories: Sequence[Sequence[str] | None], content: ContentLook
 
 
 def user_inputs(
-    user_x: np.ndarray, histories: Sequence[Sequence[str] | None], space: FeatureSpace, content: ContentLookup
+    user_x: np.ndarray,
+    histories: Sequence[Sequence[str] | None],
+    space: FeatureSpace,
+    content: ContentLookup,
+    user_ids: Sequence[str | None] | None = None,
 ) -> UserInputs:
-    """Tower inputs of N users from raw numeric features and recent watch histories."""
+    """Tower inputs of N users from raw numeric features, recent watch histories and ids."""
     return UserInputs(
         numeric=torch.from_numpy(space.standardise_users(user_x)),
         history_ids=torch.from_numpy(space.history(histories)),
         history_text=torch.from_numpy(history_text(histories, content)),
+        ids=None if user_ids is None else torch.from_numpy(space.user_ids(user_ids)),
     )
 
 

@@ -7,6 +7,9 @@ Video tower: a learned id embedding (rare and unseen videos share the "unknown" 
 uploads are embedded from content alone), the projected text and frame embeddings, a hashed creator
 embedding and the video's performance and freshness features.
 
+The user tower also learns an id embedding per user with training positives (others, and a share
+of training rows, use the shared "unknown" user id so new users are served from features alone).
+
 Both towers end in an L2 normalisation, so a score is a cosine similarity in [-1, 1].
 """
 
@@ -31,6 +34,9 @@ class UserInputs:
     numeric: Tensor  # (B, n_user_features) float32, standardised
     history_ids: Tensor  # (B, H) int64, PAD_ID-padded video id indices, newest first
     history_text: Tensor  # (B, 384) float32, mean text embedding of the history (0 if none)
+    ids: Tensor | None = (
+        None  # (B,) int64 user id indices (UNKNOWN_ID: no training positives); None: all unknown
+    )
 
 
 @dataclass
@@ -70,15 +76,17 @@ class VideoTower(nn.Module):
 class UserTower(nn.Module):
     """(UserInputs, shared id embedding) -> (B, embedding_dim) unit vectors."""
 
-    def __init__(self, cfg: TwoTowerConfig, n_numeric: int, text_dim: int):
+    def __init__(self, cfg: TwoTowerConfig, n_numeric: int, text_dim: int, n_user_ids: int = 2):
         super().__init__()
+        self.ids = nn.Embedding(n_user_ids, cfg.id_dim, padding_idx=PAD_ID)
         self.history_text = nn.Linear(text_dim, cfg.content_dim)
-        self.head = mlp(cfg.id_dim + cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
+        self.head = mlp(2 * cfg.id_dim + cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
 
     def forward(self, x: UserInputs, video_ids: nn.Embedding) -> Tensor:
         mask = (x.history_ids != PAD_ID).unsqueeze(-1).float()  # (B, H, 1)
         pooled = (video_ids(x.history_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim)
-        parts = [pooled, self.history_text(x.history_text), x.numeric]
+        ids = x.ids if x.ids is not None else torch.full((len(x.numeric),), UNKNOWN_ID, dtype=torch.long)
+        parts = [self.ids(ids), pooled, self.history_text(x.history_text), x.numeric]
         return F.normalize(self.head(torch.cat(parts, dim=1)), dim=1)
 
 
@@ -93,10 +101,11 @@ class TwoTower(nn.Module):
         n_video_numeric: int,
         text_dim: int,
         frame_dim: int,
+        n_user_ids: int = 2,
     ):
         super().__init__()
         self.video = VideoTower(cfg, n_ids, n_video_numeric, text_dim, frame_dim)
-        self.user = UserTower(cfg, n_user_numeric, text_dim)
+        self.user = UserTower(cfg, n_user_numeric, text_dim, n_user_ids)
 
     def embed_users(self, x: UserInputs) -> Tensor:
         """(B, embedding_dim) unit vectors."""

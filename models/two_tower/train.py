@@ -46,7 +46,7 @@ from models.two_tower.inputs import (
 )
 from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
 from reelrec import lake
-from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, VIDEO_CONTENT, VIDEO_ID
+from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, USER_ID, VIDEO_CONTENT, VIDEO_ID
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
 
@@ -76,11 +76,14 @@ def build_model(cfg: TwoTowerConfig, space: FeatureSpace) -> TwoTower:
         n_video_numeric=len(space.video_mean),
         text_dim=TEXT_EMBEDDING_DIM,
         frame_dim=FRAME_EMBEDDING_DIM,
+        n_user_ids=space.n_user_ids,
     )
 
 
 def _take_users(x: UserInputs, idx: torch.Tensor) -> UserInputs:
-    return UserInputs(x.numeric[idx], x.history_ids[idx], x.history_text[idx])
+    return UserInputs(
+        x.numeric[idx], x.history_ids[idx], x.history_text[idx], None if x.ids is None else x.ids[idx]
+    )
 
 
 def _take_videos(x: VideoInputs, idx: torch.Tensor) -> VideoInputs:
@@ -101,9 +104,10 @@ def prepare(
         {**unprefixed(positives, VIDEO_VIEW), REQUEST_AGE: positives.column(REQUEST_AGE)}, n
     )
     video_ids = positives.column(VIDEO_ID).to_pylist()
-    space = FeatureSpace.fit(video_ids, user_x, video_x, cfg)
+    user_ids = positives.column(USER_ID).to_pylist()
+    space = FeatureSpace.fit(video_ids, user_x, video_x, cfg, user_ids=user_ids)
     histories = positives.column(f"{USER_VIEW}__recent_video_ids").to_pylist()
-    users = user_inputs(user_x, histories, space, content)
+    users = user_inputs(user_x, histories, space, content, user_ids=user_ids)
     joined = {k: v.to_pylist() for k, v in unprefixed(positives, CONTENT_VIEW).items()}
     videos = video_inputs(video_ids, video_x, space, content, cfg, joined=joined)
     # A video with no feature row yet (uploaded on the impression's day) has no id either: exactly
@@ -151,7 +155,13 @@ def fit(
             batch_videos.ids = torch.where(
                 hidden, torch.full_like(batch_videos.ids, UNKNOWN_ID), batch_videos.ids
             )
-            u = model.embed_users(_take_users(users, idx))
+            batch_users = _take_users(users, idx)
+            if batch_users.ids is not None:  # some rows as an unknown user: new users are served too
+                hidden_user = torch.rand(len(idx), generator=generator) < cfg.id_dropout
+                batch_users.ids = torch.where(
+                    hidden_user, torch.full_like(batch_users.ids, UNKNOWN_ID), batch_users.ids
+                )
+            u = model.embed_users(batch_users)
             v = model.embed_videos(batch_videos)
             loss = in_batch_softmax_loss(
                 u, v, keys[idx], log_q[idx] if cfg.logq_correction else None, cfg.temperature

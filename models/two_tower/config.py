@@ -12,7 +12,7 @@ class TwoTowerConfig:
     """Everything that decides what the model is; saved with every artifact."""
 
     # --- training data (models.training_set)
-    train_days: int = 14  # nights before D whose impressions become examples
+    train_days: int = 3  # nights before D whose impressions become examples (recent tastes and trends)
     completion_threshold: float = 0.8  # a view of >= 80 % of the duration is a positive
     hard_negative_fraction: float = 0.2  # a skip or a view < 20 % is a hard negative
     max_examples_per_user: int = 150  # per label, over the window: heavy users do not dominate
@@ -27,8 +27,9 @@ class TwoTowerConfig:
     id_dropout: float = 0.25  # share of examples whose video id is hidden: content must carry fresh videos
 
     # --- optimisation (models.two_tower.train)
-    temperature: float = 0.05  # softmax temperature of the cosine logits
+    temperature: float = 0.1  # softmax temperature of the cosine logits
     logq_correction: bool = True  # subtract log(sampling probability): in-batch negatives are popular
+    catalog_negatives: int = 512  # per batch, drawn uniformly from the catalog: the tail is negative too
     batch_size: int = 1024
     epochs: int = 6
     learning_rate: float = 2e-3

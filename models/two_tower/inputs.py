@@ -225,7 +225,7 @@ class FeatureSpace:
         cfg: TwoTowerConfig,
         user_ids: Sequence[str] = (),
     ) -> FeatureSpace:
-        """Vocabularies (videos with >= ``min_video_positives`` positives, users with >= 1) and feature stats."""
+        """Vocabularies (videos with >= ``min_video_positives`` positives, users with any) and stats."""
         ids, counts = np.unique(np.asarray(video_ids, dtype=object), return_counts=True)
         vocabulary = sorted(str(v) for v in ids[counts >= cfg.min_video_positives])
         return cls(

@@ -117,7 +117,12 @@ class TwoTower(nn.Module):
 
 
 def in_batch_softmax_loss(
-    users: Tensor, videos: Tensor, video_ids: Tensor, log_q: Tensor | None, temperature: float
+    users: Tensor,
+    videos: Tensor,
+    video_ids: Tensor,
+    log_q: Tensor | None,
+    temperature: float,
+    extra: tuple[Tensor, Tensor, Tensor | None] | None = None,
 ) -> Tensor:
     """Sampled softmax over the batch's videos, with the logQ correction.
 
@@ -132,6 +137,9 @@ def in_batch_softmax_loss(
         video_ids: (B,) vocabulary ids of the positives (UNKNOWN_ID rows are never masked).
         log_q: (B,) log sampling probability of each positive, or None (no correction).
         temperature: logits are cosines divided by this.
+        extra: optional further negatives shared by every row (mixed negative sampling, Yang et al.
+            2020): ``(videos (M, D), ids (M,), log_q (M,) or None)``; one equal to a row's positive
+            is masked for that row.
 
     Returns:
         Scalar mean cross-entropy.
@@ -141,6 +149,16 @@ def in_batch_softmax_loss(
         logits = logits - log_q.unsqueeze(0)
     same = (video_ids.unsqueeze(0) == video_ids.unsqueeze(1)) & (video_ids.unsqueeze(0) != UNKNOWN_ID)
     same.fill_diagonal_(False)
+    if extra is not None:
+        extra_videos, extra_ids, extra_log_q = extra
+        extra_logits = users @ extra_videos.T / temperature  # (B, M)
+        if extra_log_q is not None:
+            extra_logits = extra_logits - extra_log_q.unsqueeze(0)
+        logits = torch.cat([logits, extra_logits], dim=1)  # (B, B + M)
+        extra_same = (video_ids.unsqueeze(1) == extra_ids.unsqueeze(0)) & (
+            extra_ids.unsqueeze(0) != UNKNOWN_ID
+        )
+        same = torch.cat([same, extra_same], dim=1)
     logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(len(users), device=users.device)
     return F.cross_entropy(logits, target)

@@ -47,6 +47,7 @@ from models.two_tower.inputs import (
 from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
 from reelrec import lake
 from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, USER_ID, VIDEO_CONTENT, VIDEO_ID
+from reelrec.dates import add_days, day_bounds
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
 
@@ -129,14 +130,30 @@ def fit(
     log_q: torch.Tensor,
     cfg: TwoTowerConfig,
     keys: torch.Tensor | None = None,
+    catalog: CatalogNegatives | None = None,
 ) -> list[float]:
     """Train ``model`` in place; returns the mean loss of each epoch.
 
     ``keys`` (N,) identify each positive's video (equal keys: same video, never ``UNKNOWN_ID``), so a
     video repeated in a batch is not a negative of itself even when its id is hidden or unknown;
     by default the ids before id dropout.
+
+    With ``catalog``, every batch also scores ``cfg.catalog_negatives`` videos drawn uniformly from
+    the catalog (mixed negative sampling): in-batch negatives are only ever videos that someone
+    liked, so without them the never-watched tail would have no say in the loss. The logQ
+    correction then uses the mixture's sampling probability ``(B q(v) + M / N) / (B + M)``.
     """
     keys = videos.ids.clone() if keys is None else keys
+    mixed = catalog is not None and cfg.catalog_negatives > 0
+    if mixed:
+        assert catalog is not None
+        b, m, n_catalog = cfg.batch_size, cfg.catalog_negatives, len(catalog.keys)
+
+        def mixture(q: torch.Tensor) -> torch.Tensor:
+            return torch.log((b * q + m / n_catalog) / (b + m))
+
+        log_q = mixture(torch.exp(log_q))
+        catalog_log_q = mixture(catalog.q)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     n = len(log_q)
@@ -163,8 +180,17 @@ def fit(
                 )
             u = model.embed_users(batch_users)
             v = model.embed_videos(batch_videos)
+            extra = None
+            if mixed:
+                assert catalog is not None
+                drawn = torch.randint(0, n_catalog, (m,), generator=generator)
+                extra = (
+                    model.embed_videos(_take_videos(catalog.videos, drawn)),
+                    catalog.keys[drawn],
+                    catalog_log_q[drawn] if cfg.logq_correction else None,
+                )
             loss = in_batch_softmax_loss(
-                u, v, keys[idx], log_q[idx] if cfg.logq_correction else None, cfg.temperature
+                u, v, keys[idx], log_q[idx] if cfg.logq_correction else None, cfg.temperature, extra
             )
             optimiser.zero_grad()
             loss.backward()
@@ -174,6 +200,50 @@ def fit(
         losses.append(total / max(batches, 1))
     model.eval()
     return losses
+
+
+@dataclass
+class CatalogNegatives:
+    """The catalog as of the last training night, for uniformly drawn negatives."""
+
+    videos: VideoInputs  # (N, ...) every video of the snapshot, features of the night before
+    keys: torch.Tensor  # (N,) video identity, the same keys as the positives
+    q: torch.Tensor  # (N,) share of training positives that are this video (0 if none)
+
+
+def catalog_negatives(
+    settings: Settings,
+    date: str,
+    space: FeatureSpace,
+    content: ContentLookup,
+    cfg: TwoTowerConfig,
+    key_of: dict[str, int],
+    q_of: dict[str, float],
+) -> CatalogNegatives:
+    """Encode the catalog snapshot of D-1 (features of D-2, age at D-1 00:00) as negatives."""
+    from models.two_tower import embed
+
+    last = add_days(date, -1)
+    catalog = embed.load_catalog(settings, last, add_days(last, -1), requested_at=day_bounds(last)[0])
+    x = video_numeric(
+        {c: catalog.features.column(c) for c in catalog.features.column_names}, len(catalog.video_ids)
+    )
+    videos = video_inputs(catalog.video_ids, x, space, content, cfg)
+    videos.ids = torch.where(
+        torch.from_numpy(x[:, -1] > 0), torch.full_like(videos.ids, UNKNOWN_ID), videos.ids
+    )
+    next_key = max(key_of.values(), default=UNKNOWN_ID) + 1
+    keys = []
+    for v in catalog.video_ids:
+        if v not in key_of:
+            key_of[v] = next_key
+            next_key += 1
+        keys.append(key_of[v])
+    return CatalogNegatives(
+        videos=videos,
+        keys=torch.tensor(keys, dtype=torch.int64),
+        q=torch.tensor([q_of.get(v, 0.0) for v in catalog.video_ids], dtype=torch.float32),
+    )
 
 
 def _version(date: str, model: TwoTower, space: FeatureSpace) -> str:
@@ -200,12 +270,17 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     space, users, videos, log_q = prepare(positives, content, cfg)
     model = build_model(cfg, space)
     fit_started = time.perf_counter()
-    video_keys = np.unique(
-        np.asarray(positives.column(VIDEO_ID).to_pylist(), dtype=object), return_inverse=True
-    )[1]
-    losses = fit(
-        model, users, videos, log_q, cfg, keys=torch.from_numpy(video_keys.astype(np.int64) + UNKNOWN_ID + 1)
+    positive_ids = positives.column(VIDEO_ID).to_pylist()
+    uniques, inverse, counts = np.unique(
+        np.asarray(positive_ids, dtype=object), return_inverse=True, return_counts=True
     )
+    key_of = {str(v): i + UNKNOWN_ID + 1 for i, v in enumerate(uniques)}
+    q_of = {str(v): c / len(positive_ids) for v, c in zip(uniques, counts, strict=True)}
+    catalog = None
+    if cfg.catalog_negatives:
+        catalog = catalog_negatives(settings, date, space, content, cfg, key_of, q_of)
+    keys = torch.from_numpy(inverse.astype(np.int64) + UNKNOWN_ID + 1)
+    losses = fit(model, users, videos, log_q, cfg, keys=keys, catalog=catalog)
     fit_seconds = time.perf_counter() - fit_started
     version = _version(date, model, space)
     path = model_root(settings) / version

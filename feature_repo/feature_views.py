@@ -271,7 +271,9 @@ def video_daily_embedding(source: FileSource) -> FeatureView:
         ttl=DAILY_TTL,
         schema=[
             catalog_field(t, VIDEO_ID, "Video id (join key)."),
-            catalog_field(t, "embedding", "Video-tower embedding (unit norm)."),
+            catalog_field(
+                t, "embedding", "Video-tower embedding: unit direction + bias coordinate (norm <= 4)."
+            ),
             catalog_field(t, MODEL_VERSION, "Model version that produced the embedding."),
             catalog_field(t, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
         ],

@@ -13,11 +13,11 @@ Protocol (the same for every method):
 * **metrics**: recall@K and NDCG@K for K in 10, 50, 100 (:mod:`models.metrics`), catalog coverage
   of the top 100, and recall@100 on fresh videos only (uploaded on D: no interaction before D).
 
-Methods: ``two_tower`` (as published: ``fresh_slots`` of the 100 reserved for fresh uploads, see
-:func:`models.topk.top_k_with_quota`); ``two_tower_no_fresh_slots`` (plain top 100 of the same
-scores); ``popularity`` (training-window positives per video); ``covisit``
-(item-to-item co-visitation of training-window positives, scored from the user's last 50 positives,
-popularity as fallback). The result is ``metrics.json`` in the model folder and in
+Methods: ``two_tower`` (the model's plain top 100, ranked like the baselines);
+``two_tower_fresh_slots`` (the published lists: ``fresh_slots`` of the 100 reserved for fresh
+uploads, see :func:`models.topk.top_k_with_quota`); ``popularity`` (training-window positives
+per video); ``covisit`` (item-to-item co-visitation of training-window positives, scored from the
+user's last 50 positives, popularity as fallback). The result is ``metrics.json`` in the model folder and in
 ``runs/dt=D/metrics.json``: ``{"retrieval": {"two_tower": {"recall@10": ...}, ...}, ...}``.
 """
 
@@ -146,8 +146,8 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
         return lambda: blocked_top_k(scorer, n_users, k, exclude=exclude, block_size=cfg.block_size)
 
     rankers: dict[str, Ranker] = {
-        "two_tower": with_fresh_slots(two_tower),  # what is published
-        "two_tower_no_fresh_slots": plain(two_tower),
+        "two_tower": plain(two_tower),  # the model's own ranking, like the baselines'
+        "two_tower_fresh_slots": with_fresh_slots(two_tower),  # the lists that are published
         "popularity": plain(popularity_block(popularity)),
         "covisit": plain(covisit_block),
     }

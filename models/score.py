@@ -51,6 +51,8 @@ from reelrec.jobs import run_job
 from reelrec.settings import Settings
 
 HNSW_NEIGHBOURS = 32  # graph degree of the faiss HNSW index
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 256  # inner product over biased (non-unit) video vectors needs a wider search
 
 
 class NothingToScoreError(DataError):
@@ -82,6 +84,8 @@ def build_ann_index(vectors: np.ndarray, video_ids: list[str], folder: Path, dat
 
     started = time.perf_counter()
     index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = HNSW_EF_SEARCH  # stored in the file: the default a service searches with
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"dt={date}.faiss"

@@ -304,7 +304,8 @@ VIDEO_EMBEDDINGS = Table(
     name="video_embeddings",
     layer="gold",
     key=(VIDEO_ID, DT),
-    description="Video-tower embedding of every eligible video (unit norm), fresh uploads included.",
+    description="Video-tower embedding of every eligible video (unit direction + bounded bias coordinate), "
+    "fresh uploads included.",
     schema=pa.schema(
         [
             pa.field(VIDEO_ID, pa.string(), nullable=False),

@@ -513,7 +513,9 @@ SCORES = "scores"
 EMBEDDING = "embedding"
 
 UNIT_NORM_TOLERANCE = 0.01
-"""The models emit unit vectors: an embedding's L2 norm must lie in ``[1 - tol, 1 + tol]``."""
+"""User embeddings are unit vectors: an L2 norm must lie in ``[1 - tol, 1 + tol]``."""
+MAX_VIDEO_EMBEDDING_NORM = 4.0
+"""Video embeddings are bounded: a unit direction plus a bounded per-video bias coordinate."""
 
 OUTPUT_CHECK_COLUMNS: dict[str, str] = {
     # gold.candidates, one value per candidate row
@@ -724,13 +726,17 @@ def _embedding_columns(rows: pa.Table, facts: _OutputFacts, by_user: bool) -> di
 
 
 def _derived_expectations(
-    columns: Mapping[str, pa.Array], date: str, facts: _OutputFacts
+    columns: Mapping[str, pa.Array], date: str, facts: _OutputFacts, table: Table
 ) -> list[Expectation]:
     """GX expectations over the derived columns present in ``columns`` and over ``model_version``."""
     import great_expectations.expectations as gxe
 
     between = gxe.ExpectColumnValuesToBeBetween
     low_norm, high_norm = 1 - UNIT_NORM_TOLERANCE, 1 + UNIT_NORM_TOLERANCE
+    norm_rule = f"unit vector: L2 norm within [{low_norm:g}, {high_norm:g}]"
+    if table.name == VIDEO_EMBEDDINGS.name:
+        high_norm = MAX_VIDEO_EMBEDDING_NORM
+        norm_rule = f"bounded vector: L2 norm within [{low_norm:g}, {high_norm:g}]"
     rules: dict[str, Expectation] = {
         "is_active_user": gxe.ExpectColumnValuesToBeInSet(
             column="is_active_user",
@@ -776,7 +782,7 @@ def _derived_expectations(
             column="embedding_norm",
             min_value=low_norm,
             max_value=high_norm,
-            description=f"unit vector: L2 norm within [{low_norm:g}, {high_norm:g}]",
+            description=norm_rule,
         ),
     }
     expectations = [rules[name] for name in columns if name in rules]
@@ -864,7 +870,7 @@ def _output_checks(
     expectations = (
         _catalog_expectations(table, date, None, None, derived_columns=list(derived))
         + _rule_expectations(OUTPUT_RULES[table.name], date)
-        + _derived_expectations(derived, date, facts)
+        + _derived_expectations(derived, date, facts, table)
     )
     batches = [_Batch("", frame, expectations)]
     coverage = _coverage(table, rows, facts)

@@ -24,6 +24,7 @@ class TwoTowerConfig:
     hidden_dim: int = 128
     creator_buckets: int = 4096  # hashed creator ids: new creators need no vocabulary change
     min_video_positives: int = 2  # videos with fewer training positives share the "unknown" id
+    item_bias: float = 2.0  # range of a learned per-video bias next to the cosine (0: none)
     id_dropout: float = 0.25  # share of examples whose video id is hidden: content must carry fresh videos
 
     # --- optimisation (models.two_tower.train)

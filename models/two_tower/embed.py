@@ -89,7 +89,7 @@ def load_content(settings: Settings) -> ContentLookup:
 
 @torch.no_grad()
 def embed_users(trained: TrainedModel, users: pa.Table, content: ContentLookup) -> np.ndarray:
-    """(U, D) float32 unit user embeddings, rows in ``users`` order."""
+    """(U, D) float32 unit user embeddings, rows in ``users`` order (D includes the bias coordinate)."""
     out = []
     for start in range(0, users.num_rows, EMBED_BATCH):
         part = users.slice(start, EMBED_BATCH)
@@ -101,13 +101,14 @@ def embed_users(trained: TrainedModel, users: pa.Table, content: ContentLookup) 
             content,
             user_ids=part.column(USER_ID).to_pylist(),
         )
-        out.append(trained.model.embed_users(inputs).numpy())
+        # Unit length: with an item bias the tower gives [u, 1]; scaling every user alike keeps the ranking.
+        out.append(torch.nn.functional.normalize(trained.model.embed_users(inputs), dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, trained.cfg.embedding_dim), np.float32)
 
 
 @torch.no_grad()
 def embed_videos(trained: TrainedModel, catalog: Catalog, content: ContentLookup) -> np.ndarray:
-    """(I, D) float32 unit video embeddings, rows in ``catalog.video_ids`` order."""
+    """(I, D) float32 video embeddings (unit direction + bias coordinate), in ``catalog.video_ids`` order."""
     out = []
     table = catalog.features
     for start in range(0, table.num_rows, EMBED_BATCH):

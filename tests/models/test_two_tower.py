@@ -83,18 +83,25 @@ def _random_inputs(batch: int, n_ids: int, seed: int) -> tuple[UserInputs, Video
 # ------------------------------------------------------------------------------------------ towers
 @hypothesis_settings(max_examples=20, deadline=None)
 @given(batch=st.integers(2, 16), n_videos=st.integers(1, 30), seed=st.integers(0, 2**16))
-def test_towers_return_unit_rows(batch: int, n_videos: int, seed: int) -> None:
+def test_towers_return_unit_directions_and_a_bounded_bias(batch: int, n_videos: int, seed: int) -> None:
     torch.manual_seed(seed)
     space = _space(n_videos)
-    model = build_model(SMALL, space).eval()
     users, videos = _random_inputs(batch, space.n_ids, seed)
     with torch.no_grad():
+        plain = build_model(replace(SMALL, item_bias=0.0), space).eval()
+        for out in (plain.embed_users(users), plain.embed_videos(videos)):  # no bias: unit rows
+            assert out.shape == (batch, SMALL.embedding_dim) and out.dtype == torch.float32
+            torch.testing.assert_close(out.norm(dim=1), torch.ones(batch))
+        model = build_model(SMALL, space).eval()
         u, v = model.embed_users(users), model.embed_videos(videos)
     for out in (u, v):
-        assert out.shape == (batch, SMALL.embedding_dim)
+        assert out.shape == (batch, SMALL.embedding_dim + 1)
         assert out.dtype == torch.float32
         assert torch.isfinite(out).all()
-        torch.testing.assert_close(out.norm(dim=1), torch.ones(batch))
+        torch.testing.assert_close(out[:, :-1].norm(dim=1), torch.ones(batch))  # unit direction
+    assert (u[:, -1] == 1.0).all()  # users carry a constant 1 against the videos' bias coordinate
+    assert (v[:, -1].abs() <= SMALL.item_bias).all()
+    torch.testing.assert_close(u @ v.T, u[:, :-1] @ v[:, :-1].T + v[:, -1])  # cosine + bias(video)
 
 
 def test_history_pool_ignores_padding_and_order() -> None:
@@ -377,6 +384,7 @@ def test_prepare_encodes_positives_with_log_q_and_unseen_videos() -> None:
     n = 4
     video_ids = ["va", "va", "vb", "vfresh"]
     table = {
+        "user_id": ["u1", "u2", "u1", "u3"],
         "video_id": video_ids,
         REQUEST_AGE: [30.0, 31.0, 5.0, 1.0],
         f"{USER_VIEW}__recent_video_ids": [["va"], [], None, ["vb", "va"]],
@@ -399,6 +407,8 @@ def test_prepare_encodes_positives_with_log_q_and_unseen_videos() -> None:
     cfg = TwoTowerConfig(min_video_positives=1, creator_buckets=16)
     space, users, videos, log_q = prepare(pa.table(table), ContentLookup.from_table(empty), cfg)
     assert space.vocabulary == ["va", "vb", "vfresh"]
+    assert space.users == ["u1", "u2", "u3"] and users.ids is not None
+    assert users.ids.tolist() == [2, 3, 2, 4]  # every user with a positive gets an own id
     # vb is in the vocabulary, but its positive has no feature row yet: it trains as a fresh upload.
     assert videos.ids.tolist() == [2, 2, UNKNOWN_ID, UNKNOWN_ID]
     torch.testing.assert_close(log_q, torch.log(torch.tensor([0.5, 0.5, 0.25, 0.25])))

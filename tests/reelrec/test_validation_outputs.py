@@ -251,6 +251,13 @@ BROKEN: dict[str, tuple[str, Mutation, str, str, str]] = {
         "unit vector: L2 norm within [0.99, 1.01]",
         '{"user_id": "u2", "embedding_norm": 2.0',
     ),
+    "unbounded_video_embedding": (
+        "video_embeddings",
+        lambda n: set_field(n["video_embeddings"], "video_id", "v6", embedding=[3.0, 4.0, 0.0, 0.0]),
+        "embedding_norm",
+        "bounded vector: L2 norm within [0.99, 4]",
+        '{"video_id": "v6", "embedding_norm": 5.0',
+    ),
     "infinite_video_embedding_value": (
         "video_embeddings",
         lambda n: set_field(n["video_embeddings"], "video_id", "v6", embedding=[0.6, 0.8, 0.0, float("inf")]),

@@ -36,7 +36,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy reelrec spark_jobs
+	$(BIN)/mypy reelrec spark_jobs models
 
 ## ui: start Airflow locally on the project's DAGs (the runs of `make run` are visible there)
 ui: setup

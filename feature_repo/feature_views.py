@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pyarrow as pa
-from feast import FeatureView, Field, FileSource
+from feast import Entity, FeatureView, Field, FileSource
 from feast.types import Array, FeastType, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 from feature_repo.data_sources import (
@@ -241,47 +241,43 @@ def user_daily_candidates(source: FileSource) -> FeatureView:
     )
 
 
-def user_daily_embedding(source: FileSource) -> FeatureView:
-    """The user-tower embedding of a user, for online nearest-neighbour retrieval."""
-    t = USER_EMBEDDINGS
+def _daily_embedding(
+    name: str, table: Table, entity: Entity, key: str, what: str, source: FileSource
+) -> FeatureView:
     return FeatureView(
-        name="user_daily_embedding",
-        entities=[user],
+        name=name,
+        entities=[entity],
         ttl=DAILY_TTL,
         schema=[
-            catalog_field(t, USER_ID, "User id (join key)."),
-            catalog_field(t, "embedding", "User-tower embedding (unit norm)."),
-            catalog_field(t, MODEL_VERSION, "Model version that produced the embedding."),
-            catalog_field(t, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
+            catalog_field(table, key, f"{entity.name.capitalize()} id (join key)."),
+            catalog_field(table, "embedding", what),
+            catalog_field(table, MODEL_VERSION, "Model version that produced the embedding."),
+            catalog_field(table, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
         ],
         source=source,
         online=True,
-        description="Two-tower user embeddings of every active user, published nightly.",
+        description=f"Two-tower {entity.name} embeddings, published nightly.",
         owner=OWNER,
-        tags=_tags(t, "embedding") | {"plane": "model"},
+        tags=_tags(table, "embedding") | {"plane": "model"},
+    )
+
+
+def user_daily_embedding(source: FileSource) -> FeatureView:
+    """The user-tower embedding of a user, for online nearest-neighbour retrieval."""
+    return _daily_embedding(
+        "user_daily_embedding", USER_EMBEDDINGS, user, USER_ID, "User-tower embedding (unit norm).", source
     )
 
 
 def video_daily_embedding(source: FileSource) -> FeatureView:
     """The video-tower embedding of a video (fresh uploads included), matching the ANN index."""
-    t = VIDEO_EMBEDDINGS
-    return FeatureView(
-        name="video_daily_embedding",
-        entities=[video],
-        ttl=DAILY_TTL,
-        schema=[
-            catalog_field(t, VIDEO_ID, "Video id (join key)."),
-            catalog_field(
-                t, "embedding", "Video-tower embedding: unit direction + bias coordinate (norm <= 4)."
-            ),
-            catalog_field(t, MODEL_VERSION, "Model version that produced the embedding."),
-            catalog_field(t, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
-        ],
-        source=source,
-        online=True,
-        description="Two-tower video embeddings of every eligible video, published nightly.",
-        owner=OWNER,
-        tags=_tags(t, "embedding") | {"plane": "model"},
+    return _daily_embedding(
+        "video_daily_embedding",
+        VIDEO_EMBEDDINGS,
+        video,
+        VIDEO_ID,
+        "Video-tower embedding: unit direction + bias coordinate (norm <= 4).",
+        source,
     )
 
 

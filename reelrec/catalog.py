@@ -283,39 +283,35 @@ CANDIDATES = Table(
     ),
 )
 
-USER_EMBEDDINGS = Table(
-    name="user_embeddings",
-    layer="gold",
-    key=(USER_ID, DT),
-    description="User-tower embedding of every active user (unit norm).",
-    schema=pa.schema(
-        [
-            pa.field(USER_ID, pa.string(), nullable=False),
-            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
-            pa.field(MODEL_VERSION, pa.string(), nullable=False),
-            pa.field(GENERATED_AT, TS, nullable=False),
-            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
-            pa.field(DT, pa.string(), nullable=False),
-        ]
-    ),
-)
 
-VIDEO_EMBEDDINGS = Table(
-    name="video_embeddings",
-    layer="gold",
-    key=(VIDEO_ID, DT),
-    description="Video-tower embedding of every eligible video (unit direction + bounded bias coordinate), "
+def _embedding_table(name: str, key: str, description: str) -> Table:
+    """A gold table of one model-output embedding per ``key`` and night."""
+    return Table(
+        name=name,
+        layer="gold",
+        key=(key, DT),
+        description=description,
+        schema=pa.schema(
+            [
+                pa.field(key, pa.string(), nullable=False),
+                pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+                pa.field(MODEL_VERSION, pa.string(), nullable=False),
+                pa.field(GENERATED_AT, TS, nullable=False),
+                pa.field(EVENT_TIMESTAMP, TS, nullable=False),
+                pa.field(DT, pa.string(), nullable=False),
+            ]
+        ),
+    )
+
+
+USER_EMBEDDINGS = _embedding_table(
+    "user_embeddings", USER_ID, "User-tower embedding of every active user (unit norm)."
+)
+VIDEO_EMBEDDINGS = _embedding_table(
+    "video_embeddings",
+    VIDEO_ID,
+    "Video-tower embedding of every eligible video (unit direction + bounded bias coordinate), "
     "fresh uploads included.",
-    schema=pa.schema(
-        [
-            pa.field(VIDEO_ID, pa.string(), nullable=False),
-            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
-            pa.field(MODEL_VERSION, pa.string(), nullable=False),
-            pa.field(GENERATED_AT, TS, nullable=False),
-            pa.field(EVENT_TIMESTAMP, TS, nullable=False),
-            pa.field(DT, pa.string(), nullable=False),
-        ]
-    ),
 )
 
 BRONZE_TABLES = (EVENTS, VIDEOS, USERS, CREATORS, FOLLOWS, QUARANTINE)

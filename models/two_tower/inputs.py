@@ -179,7 +179,11 @@ class FeatureSpace:
     def user_ids(self, user_ids: Sequence[str | None]) -> np.ndarray:
         """(N,) int64 id index of each user; UNKNOWN_ID for users without training positives."""
         lookup = self._user_ids
-        return np.fromiter((lookup.get(u, UNKNOWN_ID) for u in user_ids), dtype=np.int64, count=len(user_ids))
+        return np.fromiter(
+            (lookup.get(u, UNKNOWN_ID) if u is not None else UNKNOWN_ID for u in user_ids),
+            dtype=np.int64,
+            count=len(user_ids),
+        )
 
     @property
     def n_ids(self) -> int:
@@ -188,7 +192,9 @@ class FeatureSpace:
     def ids(self, video_ids: Sequence[str | None]) -> np.ndarray:
         """(N,) int64 id index of each video; UNKNOWN_ID outside the vocabulary."""
         return np.fromiter(
-            (self._ids.get(v, UNKNOWN_ID) for v in video_ids), dtype=np.int64, count=len(video_ids)
+            (self._ids.get(v, UNKNOWN_ID) if v is not None else UNKNOWN_ID for v in video_ids),
+            dtype=np.int64,
+            count=len(video_ids),
         )
 
     def history(self, histories: Sequence[Sequence[str] | None]) -> np.ndarray:

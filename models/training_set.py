@@ -16,8 +16,10 @@ impression. Heavy users are capped at ``max_examples_per_user`` positives (a det
 so a few very active users do not dominate training.
 
 ``build(D)`` writes the examples of the ``train_days`` nights before D (never D itself: D is the
-evaluation day) to ``REELREC_HOME/models/training_sets/dt=D/examples.parquet`` and records the
-Delta versions it read next to it.
+evaluation day; only nights whose previous night has features, so the platform's first night,
+served without any, never becomes training data) to
+``REELREC_HOME/models/training_sets/dt=D/examples.parquet`` and records the Delta versions it read
+next to it.
 """
 
 from __future__ import annotations
@@ -206,12 +208,24 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     started = time.perf_counter()
     first = add_days(date, -cfg.train_days)
     available = set(lake.read(EVENTS, settings, columns=[DT]).column(DT).unique().to_pylist())
-    dates = [d for d in date_range(add_days(date, -1), cfg.train_days) if d in available]
+    featured = (
+        set(lake.read(USER_FEATURES, settings, columns=[DT]).column(DT).unique().to_pylist())
+        if lake.exists(USER_FEATURES, settings)
+        else set()
+    )
+    # A night's impressions were served with the features of the night before: without those (the
+    # platform's first night) every example would look like a brand-new user and video.
+    dates = [
+        d
+        for d in date_range(add_days(date, -1), cfg.train_days)
+        if d in available and add_days(d, -1) in featured
+    ]
     examples = cap_per_user(labels(settings, dates, cfg), cfg.max_examples_per_user) if dates else None
     if examples is None or not pc.sum(examples.column(LABEL)).as_py():
         raise NoTrainingDataError(
-            f"training set for dt={date}: no labelled impressions in bronze.events for dt in "
-            f"[{first}, {add_days(date, -1)}]; the model plane needs at least one earlier night"
+            f"training set for dt={date}: no night in [{first}, {add_days(date, -1)}] has both labelled "
+            "impressions in bronze.events and the features of the night before in silver.user_features; "
+            "the model plane needs two earlier nights"
         )
     feast_started = time.perf_counter()
     from reelrec.feast_store import historical_features

@@ -1,9 +1,10 @@
 """The tiny world through real Airflow task instances, data plane and model plane.
 
-One REELREC_HOME for the module: three generated days. Night 1 runs the data plane and skips the
-model plane (no earlier night to learn from); night 2 trains, evaluates, scores and publishes;
-night 1 is rerun; night 3's event drop is cut to a few percent of its volume, which the bronze
-suite must stop before any feature, model or the online store is touched.
+One REELREC_HOME for the module: four generated days. Nights 1 and 2 run the data plane and skip
+the model plane (night 1 has no earlier night; night 1's impressions were served without features,
+so night 2 has nothing to learn from either); night 3 trains on night 2, evaluates, scores and
+publishes; night 1 is rerun; night 4's event drop is cut to a few percent of its volume, which the
+bronze suite must stop before any feature, model or the online store is touched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reelrec.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.spark]
 
-D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
+D1, D2, D3, D4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
 
 
 def _shrink_events(settings: Settings, date: str, keep_every: int = 25) -> None:
@@ -52,18 +53,18 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from reelrec.synthetic import generate
 
     settings = Settings.from_env(tmp_path_factory.mktemp("e2e") / "home")
-    world = generate(settings, "tiny", D1, 3)
-    _shrink_events(settings, D3)
+    world = generate(settings, "tiny", D1, 4)
+    _shrink_events(settings, D4)
     facts: dict[str, Any] = {"settings": settings, "world": world}
-    facts["first_runs"] = run_nights([D1, D2], settings)
+    facts["first_runs"] = run_nights([D1, D2, D3], settings)
     facts["state_d1"] = table_state(D1, settings)
-    facts["state_d2"] = table_state(D2, settings)
+    facts["state_d3"] = table_state(D3, settings)
     facts["rerun"] = run_nights([D1], settings)
     facts["state_d1_rerun"] = table_state(D1, settings)
-    facts["bad_night"] = run_nights([D3], settings)
+    facts["bad_night"] = run_nights([D4], settings)
     facts["status"] = _status_json(settings)
     facts["tasks"] = {
-        d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3)
+        d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3, D4)
     }
     return facts
 
@@ -73,25 +74,27 @@ MODEL_TASKS = ("training_set", "train", "evaluate", "score", "validate_outputs",
 
 def test_clean_nights_succeed_with_every_task(nightly: dict[str, Any]) -> None:
     assert nightly["first_runs"] == 0
-    first, second = nightly["tasks"][D1], nightly["tasks"][D2]
-    assert len(second) == 20 and set(second.values()) == {"success"}, second
-    # The first night has nothing to train on: the model plane is skipped, the night still succeeds.
-    assert {t: first[t] for t in MODEL_TASKS} == dict.fromkeys(MODEL_TASKS, "skipped"), first
-    assert first["content_embeddings"] == first["record_run"] == "success", first
+    third = nightly["tasks"][D3]
+    assert len(third) == 20 and set(third.values()) == {"success"}, third
+    # Nights 1 and 2 have nothing to train on: the model plane is skipped, the nights still succeed.
+    for date in (D1, D2):
+        early = nightly["tasks"][date]
+        assert {t: early[t] for t in MODEL_TASKS} == dict.fromkeys(MODEL_TASKS, "skipped"), early
+        assert early["content_embeddings"] == early["record_run"] == "success", early
 
 
-def test_second_night_publishes_candidates_for_every_active_user(nightly: dict[str, Any]) -> None:
+def test_third_night_publishes_candidates_for_every_active_user(nightly: dict[str, Any]) -> None:
     from reelrec import lake
     from reelrec.catalog import CANDIDATES, USER_FEATURES
     from reelrec.serving import recommend
 
     settings = nightly["settings"]
-    active = set(lake.read(USER_FEATURES, settings, dates=[D2], columns=["user_id"]).column(0).to_pylist())
-    candidates = lake.read(CANDIDATES, settings, dates=[D2]).to_pylist()
+    active = set(lake.read(USER_FEATURES, settings, dates=[D3], columns=["user_id"]).column(0).to_pylist())
+    candidates = lake.read(CANDIDATES, settings, dates=[D3]).to_pylist()
     assert {row["user_id"] for row in candidates} == active
     assert all(row["video_ids"] for row in candidates)
     versions = {row["model_version"] for row in candidates}
-    assert len(versions) == 1 and next(iter(versions)).startswith(f"two_tower_v1-{D2}-")
+    assert len(versions) == 1 and next(iter(versions)).startswith(f"two_tower_v1-{D3}-")
     served = recommend(settings, sorted(active)[:3], k=5)
     assert [r["found"] for r in served] == [True] * 3
     assert all(r["model_version"] in versions and 0 < len(r["items"]) <= 5 for r in served)
@@ -100,21 +103,21 @@ def test_second_night_publishes_candidates_for_every_active_user(nightly: dict[s
 def test_metrics_of_every_method_are_recorded(nightly: dict[str, Any]) -> None:
     import json
 
-    metrics = json.loads((nightly["settings"].run_dir(D2) / "metrics.json").read_text())
+    metrics = json.loads((nightly["settings"].run_dir(D3) / "metrics.json").read_text())
     for model in ("two_tower", "popularity", "covisit"):
         for k in (10, 50, 100):
             assert 0.0 <= metrics["retrieval"][model][f"recall@{k}"] <= 1.0
             assert 0.0 <= metrics["retrieval"][model][f"ndcg@{k}"] <= 1.0
     assert metrics["users"] > 0
     status = nightly["status"]
-    assert [run["date"] for run in status] == [D3, D2, D1]
+    assert [run["date"] for run in status] == [D4, D3, D2, D1]
     assert (
         status[1]["metrics"]["retrieval"]["two_tower"]["recall@100"]
         == metrics["retrieval"]["two_tower"]["recall@100"]
     )
     assert status[1]["state"] == "success" and status[0]["state"] == "failed"
     assert status[1]["tasks"]["train"]["state"] == "success" and status[1]["rows"]["gold.candidates"] > 0
-    manifest = json.loads((nightly["settings"].run_dir(D2) / "manifest.json").read_text())
+    manifest = json.loads((nightly["settings"].run_dir(D3) / "manifest.json").read_text())
     assert manifest["tables"]["gold.candidates"]["rows"] > 0
     assert manifest["tasks"]["train"]["model_version"] == metrics["model_version"]
 
@@ -122,7 +125,7 @@ def test_metrics_of_every_method_are_recorded(nightly: dict[str, Any]) -> None:
 def test_tables_filled_and_quarantine_counted(nightly: dict[str, Any]) -> None:
     from reelrec.report import quarantine_counts
 
-    state = nightly["state_d2"]
+    state = nightly["state_d3"]
     for name in (
         "bronze.events",
         "bronze.videos",
@@ -153,7 +156,7 @@ def test_online_store_serves_the_latest_night(nightly: dict[str, Any]) -> None:
     from reelrec.feast_store import online_features
 
     settings = nightly["settings"]
-    row = lake.read(USER_FEATURES, settings, dates=[D2]).slice(0, 1).to_pylist()[0]
+    row = lake.read(USER_FEATURES, settings, dates=[D3]).slice(0, 1).to_pylist()[0]
     online = online_features(settings, user_id=row["user_id"])
     flat = str(online)
     assert row["user_id"] in flat
@@ -165,7 +168,7 @@ def test_bad_volume_stops_the_night_before_features(nightly: dict[str, Any]) -> 
     from reelrec.catalog import USER_FEATURES
 
     assert nightly["bad_night"] == 1
-    states = nightly["tasks"][D3]
+    states = nightly["tasks"][D4]
     assert states["validate_bronze"] == "failed"
     for downstream in (
         "user_features",
@@ -176,6 +179,6 @@ def test_bad_volume_stops_the_night_before_features(nightly: dict[str, Any]) -> 
         "record_run",
     ):
         assert states[downstream] == "upstream_failed", (downstream, states)
-    assert lake.partition_row_count(USER_FEATURES, nightly["settings"], D3) == 0
-    log = (nightly["settings"].run_dir(D3) / "airflow.log").read_text()
-    assert f"table events, dt={D3}" in log and "expect_table_row_count_to_be_between" in log
+    assert lake.partition_row_count(USER_FEATURES, nightly["settings"], D4) == 0
+    log = (nightly["settings"].run_dir(D4) / "airflow.log").read_text()
+    assert f"table events, dt={D4}" in log and "expect_table_row_count_to_be_between" in log

@@ -192,3 +192,13 @@ def test_build_with_only_hard_negatives_before_d_raises(settings: Settings) -> N
     assert labels(settings, [PREV], TwoTowerConfig()).column(LABEL).to_pylist() == [0]
     with pytest.raises(NoTrainingDataError, match=f"dt={D}"):
         build(D, settings)
+
+
+def test_build_skips_nights_served_without_features_of_the_night_before(settings: Settings) -> None:
+    # PREV has positives, but nothing was served with features on PREV (no silver.user_features of
+    # the night before it): the platform's first night never becomes training data.
+    write_bronze(settings, VIDEOS, _videos())
+    write_bronze(settings, EVENTS, _events())
+    assert labels(settings, [PREV], TwoTowerConfig()).column(LABEL).to_pylist().count(1) >= 1
+    with pytest.raises(NoTrainingDataError, match="features of the night before in silver.user_features"):
+        build(D, settings)

@@ -132,7 +132,7 @@ def main() -> None:
         if r["stage"] == "metrics":
             print("\n".join(format_metrics(r)))
             continue
-        note = "  skipped (no earlier night)" if r.get("skipped") else ""
+        note = "  skipped (no training data yet)" if r.get("skipped") else ""
         print(
             f"{r['date']:<11} {r['stage']:<18} {r['seconds']:>8.2f} {r['rows'] or '':>10} "
             f"{r.get('rows_per_s') or '':>10} {r.get('peak_rss_mb') or '':>8}{note}"

@@ -155,36 +155,45 @@ def status(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
         date = str(run["date"])
         manifest = read_manifest(date, settings) or {}
         metrics = night_metrics(date, settings)
-        started, ended = run.get("start_date"), run.get("end_date")
+        tasks = task_instances(date, settings)
         runs.append(
             {
                 "date": date,
                 "run_id": run["run_id"],
                 "state": run["state"],
-                "seconds": _seconds(started, ended),
+                "seconds": _span(tasks),
                 "tasks": {
                     t["task_id"]: {
                         "state": t["state"],
                         "seconds": round(float(t["duration"]), 2) if t.get("duration") is not None else None,
                     }
-                    for t in task_instances(date, settings)
+                    for t in tasks
                 },
                 "rows": {name: table["rows"] for name, table in (manifest.get("tables") or {}).items()},
                 "model_version": metrics.get("model_version"),
-                "metrics": {"retrieval": metrics.get("retrieval", {})} if metrics else {},
+                "metrics": {
+                    key: metrics[key]
+                    for key in ("users", "catalog_videos", "fresh_videos", "retrieval")
+                    if key in metrics
+                },
             }
         )
     return runs
 
 
-def _seconds(started: Any, ended: Any) -> float | None:
+def _span(tasks: list[dict[str, Any]]) -> float | None:
+    """Seconds from the first task's start to the last task's end (a manual run's own start_date is
+    its logical date, so the DAG run's timestamps cannot be used)."""
     from datetime import datetime
 
-    if not started or not ended:
+    def instant(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    starts = [instant(t["start_date"]) for t in tasks if t.get("start_date")]
+    ends = [instant(t["end_date"]) for t in tasks if t.get("end_date")]
+    if not starts or not ends:
         return None
-    if isinstance(started, str):
-        started, ended = datetime.fromisoformat(started), datetime.fromisoformat(ended)
-    return round((ended - started).total_seconds(), 1)
+    return round((max(e for e in ends if e) - min(s for s in starts if s)).total_seconds(), 1)
 
 
 def format_status(runs: list[dict[str, Any]]) -> str:

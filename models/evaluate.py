@@ -17,7 +17,8 @@ Methods: ``two_tower`` (the model's plain top 100, ranked like the baselines);
 ``two_tower_fresh_slots`` (the published lists: ``fresh_slots`` of the 100 reserved for fresh
 uploads, see :func:`models.topk.top_k_with_quota`); ``popularity`` (training-window positives
 per video); ``covisit`` (item-to-item co-visitation of training-window positives, scored from the
-user's last 50 positives, popularity as fallback). The result is ``metrics.json`` in the model folder and in
+user's positives of the ``history_days`` nights before D, the same history the model's user tower
+pools, popularity as fallback). The result is ``metrics.json`` in the model folder and in
 ``runs/dt=D/metrics.json``: ``{"retrieval": {"two_tower": {"recall@10": ...}, ...}, ...}``.
 """
 
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from models import training_set
-from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores, user_history_matrix
+from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores
 from models.metrics import recall_at_k, retrieval_metrics
 from models.topk import ScoreBlock, blocked_top_k, popularity_block, top_k_with_quota
 from models.two_tower import embed
@@ -47,7 +48,6 @@ from reelrec.settings import Settings
 
 KS = (10, 50, 100)
 Ranker = Callable[[], tuple[np.ndarray, np.ndarray]]
-COVISIT_HISTORY = 50
 POPULARITY_TIE_BREAK = 0.5  # below 1: integer co-visitation counts are never reordered by it
 
 
@@ -112,21 +112,19 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     covisit = covisitation_matrix(
         train_users[ok], train_items[ok], len(all_users), n_items, timestamps=stamps[ok]
     )
-    history_all = user_history_matrix(
-        train_users[ok],
-        train_items[ok],
-        len(all_users),
-        n_items,
-        timestamps=stamps[ok],
-        max_items_per_user=COVISIT_HISTORY,
+    # Every method sees the same user history: the positives of the history_days nights before D.
+    positives = training_set.positive_histories(settings, add_days(date, -1), cfg)
+    history_rows = np.repeat(np.arange(n_users), [len(positives.get(u, [])) for u in user_ids])
+    history_items = np.fromiter(
+        (items.get(v, -1) for u in user_ids for v in positives.get(u, [])), np.int64, len(history_rows)
     )
-    history = history_all[np.fromiter((all_users[u] for u in user_ids), np.int64, n_users)]
+    history = _csr(history_rows, history_items, (n_users, n_items))
 
     # The model: users and videos as of the end of D-1.
     content = embed.load_content(settings)
     embed_started = time.perf_counter()
     user_vectors = embed.embed_users(
-        trained, embed.load_users(settings, add_days(date, -1), user_ids), content
+        trained, embed.load_users(settings, add_days(date, -1), user_ids), content, positives
     )
     video_vectors = embed.embed_videos(trained, catalog, content)
     embed_seconds = time.perf_counter() - embed_started

@@ -157,7 +157,9 @@ def score(date: str, settings: Settings, trained: TrainedModel | None = None) ->
     content = embed.load_content(settings)
 
     embed_started = time.perf_counter()
-    user_vectors = embed.embed_users(trained, users, content)
+    from models.training_set import positive_histories
+
+    user_vectors = embed.embed_users(trained, users, content, positive_histories(settings, date, cfg))
     video_vectors = embed.embed_videos(trained, catalog, content)
     embed_seconds = time.perf_counter() - embed_started
 

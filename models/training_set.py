@@ -43,6 +43,7 @@ from reelrec.catalog import (
     EVENT_TS,
     EVENT_TYPE,
     EVENTS,
+    RECENT_HISTORY_LEN,
     USER_FEATURES,
     USER_ID,
     VIDEO_CONTENT,
@@ -58,6 +59,7 @@ from reelrec.settings import Settings
 
 FEATURE_SERVICE = "two_tower_v1"
 LABEL = "label"  # 1 positive, 0 hard negative
+POSITIVE_HISTORY = "positive_history"  # the user's positives of the nights before, newest first
 VIDEO_AGE = "video_age_hours"  # hours from upload to the impression: freshness, known for every video
 EXAMPLE_COLUMNS = (
     USER_ID,
@@ -169,6 +171,30 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
     return out.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
 
 
+def positive_histories(settings: Settings, until: str, cfg: TwoTowerConfig) -> dict[str, list[str]]:
+    """Each user's positive videos of the ``history_days`` nights ending at ``until``, newest first.
+
+    The strongest taste signal a user has: what they watched to the end, liked or shared lately
+    (``recent_video_ids`` also holds every half-watched view). At most ``RECENT_HISTORY_LEN`` videos.
+    """
+    available = set(lake.read(EVENTS, settings, columns=[DT]).column(DT).unique().to_pylist())
+    dates = [d for d in date_range(until, cfg.history_days) if d in available]
+    if not dates:
+        return {}
+    positives = labels(settings, dates, cfg)
+    positives = positives.filter(pc.equal(positives.column(LABEL), 1)).sort_by(
+        [(USER_ID, "ascending"), (EVENT_TIMESTAMP, "descending")]
+    )
+    histories: dict[str, list[str]] = {}
+    for user, video in zip(
+        positives.column(USER_ID).to_pylist(), positives.column(VIDEO_ID).to_pylist(), strict=True
+    ):
+        history = histories.setdefault(user, [])
+        if len(history) < RECENT_HISTORY_LEN and video not in history:
+            history.append(video)
+    return histories
+
+
 def cap_per_user(examples: pa.Table, cap: int) -> pa.Table:
     """Keep at most ``cap`` positives per user (deterministic sample); hard negatives likewise."""
     if not examples.num_rows:
@@ -227,6 +253,20 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
             "impressions in bronze.events and the features of the night before in silver.user_features; "
             "the model plane needs two earlier nights"
         )
+    # Each example's positive history: the nights before its own (point in time, like the features).
+    histories = {d: positive_histories(settings, add_days(d, -1), cfg) for d in dates}
+    examples = examples.append_column(
+        POSITIVE_HISTORY,
+        pa.array(
+            [
+                histories[d].get(u, [])
+                for u, d in zip(
+                    examples.column(USER_ID).to_pylist(), examples.column(DT).to_pylist(), strict=True
+                )
+            ],
+            pa.list_(pa.string()),
+        ),
+    )
     feast_started = time.perf_counter()
     from reelrec.feast_store import historical_features
 

@@ -15,6 +15,7 @@ class TwoTowerConfig:
     train_days: int = 3  # nights before D whose impressions become examples (recent tastes and trends)
     completion_threshold: float = 0.8  # a view of >= 80 % of the duration is a positive
     hard_negative_fraction: float = 0.2  # a skip or a view < 20 % is a hard negative
+    history_days: int = 7  # nights of a user's positives pooled as their taste (user tower)
     max_examples_per_user: int = 150  # per label, over the window: heavy users do not dominate
 
     # --- architecture (models.two_tower.model)

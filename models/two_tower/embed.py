@@ -88,7 +88,12 @@ def load_content(settings: Settings) -> ContentLookup:
 
 
 @torch.no_grad()
-def embed_users(trained: TrainedModel, users: pa.Table, content: ContentLookup) -> np.ndarray:
+def embed_users(
+    trained: TrainedModel,
+    users: pa.Table,
+    content: ContentLookup,
+    positives: dict[str, list[str]] | None = None,
+) -> np.ndarray:
     """(U, D) float32 unit user embeddings, rows in ``users`` order (D includes the bias coordinate)."""
     out = []
     for start in range(0, users.num_rows, EMBED_BATCH):
@@ -100,6 +105,9 @@ def embed_users(trained: TrainedModel, users: pa.Table, content: ContentLookup) 
             trained.space,
             content,
             user_ids=part.column(USER_ID).to_pylist(),
+            positives=None
+            if positives is None
+            else [positives.get(u, []) for u in part.column(USER_ID).to_pylist()],
         )
         # Unit length: with an item bias the tower gives [u, 1]; scaling every user alike keeps the ranking.
         out.append(torch.nn.functional.normalize(trained.model.embed_users(inputs), dim=1).numpy())

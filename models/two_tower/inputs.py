@@ -272,13 +272,16 @@ def user_inputs(
     space: FeatureSpace,
     content: ContentLookup,
     user_ids: Sequence[str | None] | None = None,
+    positives: Sequence[Sequence[str] | None] | None = None,
 ) -> UserInputs:
-    """Tower inputs of N users from raw numeric features, recent watch histories and ids."""
+    """Tower inputs of N users from raw numeric features, recent watch histories, ids and positives."""
     return UserInputs(
         numeric=torch.from_numpy(space.standardise_users(user_x)),
         history_ids=torch.from_numpy(space.history(histories)),
         history_text=torch.from_numpy(history_text(histories, content)),
         ids=None if user_ids is None else torch.from_numpy(space.user_ids(user_ids)),
+        positive_ids=None if positives is None else torch.from_numpy(space.history(positives)),
+        positive_text=None if positives is None else torch.from_numpy(history_text(positives, content)),
     )
 
 

@@ -38,9 +38,9 @@ class UserInputs:
     numeric: Tensor  # (B, n_user_features) float32, standardised
     history_ids: Tensor  # (B, H) int64, PAD_ID-padded video id indices, newest first
     history_text: Tensor  # (B, 384) float32, mean text embedding of the history (0 if none)
-    ids: Tensor | None = (
-        None  # (B,) int64 user id indices (UNKNOWN_ID: no training positives); None: all unknown
-    )
+    ids: Tensor | None = None  # (B,) int64 user id indices (UNKNOWN_ID: no own id); None: all unknown
+    positive_ids: Tensor | None = None  # (B, H) int64, PAD_ID-padded: the user's recent positives
+    positive_text: Tensor | None = None  # (B, 384) float32, their mean text embedding
 
 
 @dataclass
@@ -87,6 +87,14 @@ class VideoTower(nn.Module):
         return torch.cat([direction, self.bias_scale * torch.tanh(self.bias(parts))], dim=1)
 
 
+def _mean_pool(embedding: nn.Embedding, ids: Tensor) -> Tensor:
+    """(B, H) PAD_ID-padded ids -> (B, dim) mean of their embeddings (zeros for an empty row)."""
+    if ids.shape[1] == 0:
+        return torch.zeros(len(ids), embedding.embedding_dim)
+    mask = (ids != PAD_ID).unsqueeze(-1).float()  # (B, H, 1)
+    return (embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class UserTower(nn.Module):
     """(UserInputs, shared id embedding) -> (B, embedding_dim) unit vectors."""
 
@@ -94,13 +102,22 @@ class UserTower(nn.Module):
         super().__init__()
         self.ids = nn.Embedding(n_user_ids, cfg.id_dim, padding_idx=PAD_ID)
         self.history_text = nn.Linear(text_dim, cfg.content_dim)
-        self.head = mlp(2 * cfg.id_dim + cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
+        self.positive_text = nn.Linear(text_dim, cfg.content_dim)
+        self.head = mlp(3 * cfg.id_dim + 2 * cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
 
     def forward(self, x: UserInputs, video_ids: nn.Embedding) -> Tensor:
-        mask = (x.history_ids != PAD_ID).unsqueeze(-1).float()  # (B, H, 1)
-        pooled = (video_ids(x.history_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim)
-        ids = x.ids if x.ids is not None else torch.full((len(x.numeric),), UNKNOWN_ID, dtype=torch.long)
-        parts = [self.ids(ids), pooled, self.history_text(x.history_text), x.numeric]
+        batch = len(x.numeric)
+        ids = x.ids if x.ids is not None else torch.full((batch,), UNKNOWN_ID, dtype=torch.long)
+        positive_ids = x.positive_ids if x.positive_ids is not None else x.history_ids[:, :0]
+        positive_text = x.positive_text if x.positive_text is not None else torch.zeros_like(x.history_text)
+        parts = [
+            self.ids(ids),
+            _mean_pool(video_ids, x.history_ids),
+            self.history_text(x.history_text),
+            _mean_pool(video_ids, positive_ids),
+            self.positive_text(positive_text),
+            x.numeric,
+        ]
         return F.normalize(self.head(torch.cat(parts, dim=1)), dim=1)
 
 

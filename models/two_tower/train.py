@@ -82,8 +82,16 @@ def build_model(cfg: TwoTowerConfig, space: FeatureSpace) -> TwoTower:
 
 
 def _take_users(x: UserInputs, idx: torch.Tensor) -> UserInputs:
+    def take(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[idx]
+
     return UserInputs(
-        x.numeric[idx], x.history_ids[idx], x.history_text[idx], None if x.ids is None else x.ids[idx]
+        x.numeric[idx],
+        x.history_ids[idx],
+        x.history_text[idx],
+        take(x.ids),
+        take(x.positive_ids),
+        take(x.positive_text),
     )
 
 
@@ -108,7 +116,12 @@ def prepare(
     user_ids = positives.column(USER_ID).to_pylist()
     space = FeatureSpace.fit(video_ids, user_x, video_x, cfg, user_ids=user_ids)
     histories = positives.column(f"{USER_VIEW}__recent_video_ids").to_pylist()
-    users = user_inputs(user_x, histories, space, content, user_ids=user_ids)
+    positive_history = (
+        positives.column(training_set.POSITIVE_HISTORY).to_pylist()
+        if training_set.POSITIVE_HISTORY in positives.column_names
+        else None
+    )
+    users = user_inputs(user_x, histories, space, content, user_ids=user_ids, positives=positive_history)
     joined = {k: v.to_pylist() for k, v in unprefixed(positives, CONTENT_VIEW).items()}
     videos = video_inputs(video_ids, video_x, space, content, cfg, joined=joined)
     # A video with no feature row yet (uploaded on the impression's day) has no id either: exactly

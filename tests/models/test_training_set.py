@@ -202,3 +202,17 @@ def test_build_skips_nights_served_without_features_of_the_night_before(settings
     assert labels(settings, [PREV], TwoTowerConfig()).column(LABEL).to_pylist().count(1) >= 1
     with pytest.raises(NoTrainingDataError, match="features of the night before in silver.user_features"):
         build(D, settings)
+
+
+def test_positive_histories_are_point_in_time_newest_first_and_distinct(settings: Settings) -> None:
+    from models.training_set import positive_histories
+
+    write_bronze(settings, VIDEOS, _videos())
+    write_bronze(settings, EVENTS, _events())
+    cfg = TwoTowerConfig(history_days=2)
+    # Up to the night before D, only u1's completed view of v1 on PREV is known.
+    assert positive_histories(settings, PREV, cfg) == {"u1": ["v1"]}
+    # Up to D: D's positives join, newest first; v1 of u1 (PREV and D) appears once.
+    assert positive_histories(settings, D, cfg) == {"u1": ["v2", "v1"], "u3": ["v1", "v4"]}
+    # A one-night window ending at D no longer sees PREV.
+    assert positive_histories(settings, D, TwoTowerConfig(history_days=1))["u1"] == ["v2", "v1"]

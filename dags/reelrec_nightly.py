@@ -56,12 +56,13 @@ def _call(entry: str, *args: Any) -> Any:
     """Import ``module:function`` lazily, call it with ``*args`` and the settings from the environment.
 
     Bad data (:class:`reelrec.errors.DataError`) fails the task at once: retrying cannot fix it.
+    Nothing to do yet (:class:`reelrec.errors.NothingToDoError`) skips it and its downstream tasks.
     """
     import importlib
 
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from reelrec.errors import DataError
+    from reelrec.errors import DataError, NothingToDoError
     from reelrec.settings import Settings
 
     module, function = entry.split(":")
@@ -69,20 +70,8 @@ def _call(entry: str, *args: Any) -> Any:
         return getattr(importlib.import_module(module), function)(*args, Settings.from_env())
     except DataError as err:
         raise AirflowFailException(f"{type(err).__name__}: {err}") from err
-
-
-def _model_plane(entry: str, *args: Any) -> Any:
-    """:func:`_call` for the model plane: no earlier night to learn from skips the task (and the rest)."""
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-    from models.training_set import NoTrainingDataError
-
-    try:
-        return _call(entry, *args)
-    except AirflowFailException as err:
-        if isinstance(err.__cause__, NoTrainingDataError):
-            raise AirflowSkipException(str(err.__cause__)) from err
-        raise
+    except NothingToDoError as err:
+        raise AirflowSkipException(f"{type(err).__name__}: {err}") from err
 
 
 @task
@@ -158,7 +147,7 @@ def publish_content(date: str) -> Facts:
 @task
 def training_set(date: str) -> Facts:
     """Label the impressions of the nights before D; join features point-in-time through Feast."""
-    return _model_plane("models.training_set:main", date)
+    return _call("models.training_set:main", date)
 
 
 @task(outlets=[MODEL])

@@ -11,6 +11,8 @@ mapped to contiguous ids ``[0, U)`` and ``[0, I)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,6 +55,23 @@ def popularity_scores(item_index: np.ndarray, n_items: int, weights: np.ndarray 
         if weights.shape != item_index.shape:
             raise ValueError(f"weights has shape {weights.shape} but item_index has {item_index.shape}")
     return np.bincount(item_index, weights=weights, minlength=n_items).astype(np.float32)
+
+
+def index_of(ids: Sequence[str | None], lookup: Mapping[str, int]) -> np.ndarray:
+    """``(N,)`` int64 position of each id in ``lookup``; ``-1`` for ids it does not hold."""
+    return np.fromiter((lookup.get(v, -1) if v is not None else -1 for v in ids), np.int64, count=len(ids))
+
+
+def pairs_matrix(
+    user_ids: Sequence[str], video_ids: Sequence[str], users: Mapping[str, int], items: Mapping[str, int]
+) -> sp.csr_matrix:
+    """Binary ``(len(users), len(items))`` matrix of ``(user, video)`` id pairs, e.g. watched videos.
+
+    Pairs naming a user or video outside ``users`` / ``items`` are dropped; repeated pairs count once.
+    """
+    rows, cols = index_of(user_ids, users), index_of(video_ids, items)
+    keep = (rows >= 0) & (cols >= 0)
+    return user_history_matrix(rows[keep], cols[keep], len(users), len(items))
 
 
 def user_history_matrix(

@@ -32,13 +32,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse as sp
 
 from models import training_set
-from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores
+from models.baselines import (
+    covisitation_matrix,
+    covisitation_scores,
+    index_of,
+    pairs_matrix,
+    popularity_scores,
+)
 from models.metrics import recall_at_k, retrieval_metrics
 from models.topk import ScoreBlock, blocked_top_k, popularity_block, top_k_with_quota
 from models.two_tower import embed
+from models.two_tower.inputs import ContentLookup
 from models.two_tower.train import load
 from reelrec.catalog import EVENT_TIMESTAMP, USER_ID, VIDEO_ID
 from reelrec.dates import add_days, day_bounds
@@ -49,19 +55,6 @@ from reelrec.settings import Settings
 KS = (10, 50, 100)
 Ranker = Callable[[], tuple[np.ndarray, np.ndarray]]
 POPULARITY_TIE_BREAK = 0.5  # below 1: integer co-visitation counts are never reordered by it
-
-
-def _index(ids: pa.Array | pa.ChunkedArray, lookup: dict[str, int]) -> np.ndarray:
-    return np.fromiter((lookup.get(v, -1) for v in ids.to_pylist()), dtype=np.int64, count=len(ids))
-
-
-def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    keep = (rows >= 0) & (cols >= 0)
-    data = np.ones(int(keep.sum()), np.float32)
-    matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=shape)
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def evaluate(date: str, settings: Settings) -> dict[str, Any]:
@@ -76,9 +69,7 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     catalog = embed.load_catalog(settings, date, add_days(date, -1), requested_at=day_bounds(date)[0])
     items = {v: i for i, v in enumerate(catalog.video_ids)}
     n_items = len(items)
-    fresh = np.asarray(
-        pc.greater_equal(catalog.upload_ts, pa.scalar(day_bounds(date)[0])).to_numpy(zero_copy_only=False)
-    )
+    fresh = catalog.uploaded_on(date)
 
     # Relevant: D's positives, minus videos watched before D.
     day = training_set.labels(settings, [date], cfg)
@@ -96,17 +87,17 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     rel_i = np.fromiter((items[v] for _, v in pairs), np.int64, len(pairs))
     relevant = [np.unique(rel_i[rel_u == u]) for u in range(n_users)] if n_users else []
     relevant_fresh = [r[fresh[r]] for r in relevant]
-    exclude = _csr(
-        _index(before.column(USER_ID), users), _index(before.column(VIDEO_ID), items), (n_users, n_items)
+    exclude = pairs_matrix(
+        before.column(USER_ID).to_pylist(), before.column(VIDEO_ID).to_pylist(), users, items
     )
 
     # Training-window positives: what the baselines learn from (the model's own training data).
     train = training_set.load(date, settings)
     train = train.filter(pc.equal(train.column(training_set.LABEL), 1))
-    train_items = _index(train.column(VIDEO_ID), items)
+    train_items = index_of(train.column(VIDEO_ID).to_pylist(), items)
     popularity = popularity_scores(train_items[train_items >= 0], n_items)
     all_users = {u: i for i, u in enumerate(sorted(set(train.column(USER_ID).to_pylist()) | set(user_ids)))}
-    train_users = _index(train.column(USER_ID), all_users)
+    train_users = index_of(train.column(USER_ID).to_pylist(), all_users)
     stamps = train.column(EVENT_TIMESTAMP).cast(pa.int64()).to_numpy()
     ok = train_items >= 0
     covisit = covisitation_matrix(
@@ -114,14 +105,15 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     )
     # Every method sees the same user history: the positives of the history_days nights before D.
     positives = training_set.positive_histories(settings, add_days(date, -1), cfg)
-    history_rows = np.repeat(np.arange(n_users), [len(positives.get(u, [])) for u in user_ids])
-    history_items = np.fromiter(
-        (items.get(v, -1) for u in user_ids for v in positives.get(u, [])), np.int64, len(history_rows)
+    history = pairs_matrix(
+        [u for u in user_ids for _ in positives.get(u, [])],
+        [v for u in user_ids for v in positives.get(u, [])],
+        users,
+        items,
     )
-    history = _csr(history_rows, history_items, (n_users, n_items))
 
     # The model: users and videos as of the end of D-1.
-    content = embed.load_content(settings)
+    content = ContentLookup.from_lake(settings)
     embed_started = time.perf_counter()
     user_vectors = embed.embed_users(
         trained, embed.load_users(settings, add_days(date, -1), user_ids), content, positives

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import scipy.sparse as sp
 
+from models.baselines import pairs_matrix
 from models.topk import top_k_with_quota
+from models.training_set import positive_histories
 from models.two_tower import embed
+from models.two_tower.inputs import ContentLookup
 from models.two_tower.train import TrainedModel, load
 from reelrec import lake
 from reelrec.catalog import (
@@ -57,21 +58,6 @@ HNSW_EF_SEARCH = 256  # inner product over biased (non-unit) video vectors needs
 
 class NothingToScoreError(DataError):
     """Night D has no active users or no catalog to score."""
-
-
-def _watched_matrix(settings: Settings, date: str, users: list[str], items: dict[str, int]) -> sp.csr_matrix:
-    pairs = watched(settings, until=date)
-    position = {u: i for i, u in enumerate(users)}
-    rows = np.fromiter(
-        (position.get(u, -1) for u in pairs.column(USER_ID).to_pylist()), np.int64, pairs.num_rows
-    )
-    cols = np.fromiter(
-        (items.get(v, -1) for v in pairs.column(VIDEO_ID).to_pylist()), np.int64, pairs.num_rows
-    )
-    keep = (rows >= 0) & (cols >= 0)
-    return sp.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])), shape=(len(users), len(items))
-    )
 
 
 def build_ann_index(vectors: np.ndarray, video_ids: list[str], folder: Path, date: str) -> dict[str, Any]:
@@ -151,19 +137,21 @@ def score(date: str, settings: Settings, trained: TrainedModel | None = None) ->
             f"{len(catalog.video_ids)} videos in the bronze.videos snapshot; nothing to score"
         )
     items = {v: i for i, v in enumerate(catalog.video_ids)}
-    fresh = np.asarray(
-        pc.greater_equal(catalog.upload_ts, pa.scalar(day_bounds(date)[0])).to_numpy(zero_copy_only=False)
-    )
-    content = embed.load_content(settings)
+    fresh = catalog.uploaded_on(date)
+    content = ContentLookup.from_lake(settings)
 
     embed_started = time.perf_counter()
-    from models.training_set import positive_histories
-
     user_vectors = embed.embed_users(trained, users, content, positive_histories(settings, date, cfg))
     video_vectors = embed.embed_videos(trained, catalog, content)
     embed_seconds = time.perf_counter() - embed_started
 
-    exclude = _watched_matrix(settings, date, user_ids, items)
+    seen = watched(settings, until=date)
+    exclude = pairs_matrix(
+        seen.column(USER_ID).to_pylist(),
+        seen.column(VIDEO_ID).to_pylist(),
+        {u: i for i, u in enumerate(user_ids)},
+        items,
+    )
     retrieve_started = time.perf_counter()
     top, top_scores = top_k_with_quota(
         lambda rows: user_vectors[rows] @ video_vectors.T,

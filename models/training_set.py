@@ -53,7 +53,7 @@ from reelrec.catalog import (
     WATCH_MS,
 )
 from reelrec.dates import add_days, date_range
-from reelrec.errors import DataError
+from reelrec.errors import NothingToDoError
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
 
@@ -74,7 +74,7 @@ EXAMPLE_COLUMNS = (
 )
 
 
-class NoTrainingDataError(DataError):
+class NoTrainingDataError(NothingToDoError):
     """There are no labelled impressions before the evaluation date to learn from."""
 
 
@@ -177,14 +177,19 @@ def positive_histories(settings: Settings, until: str, cfg: TwoTowerConfig) -> d
     The strongest taste signal a user has: what they watched to the end, liked or shared lately
     (``recent_video_ids`` also holds every half-watched view). At most ``RECENT_HISTORY_LEN`` videos.
     """
-    available = set(lake.read(EVENTS, settings, columns=[DT]).column(DT).unique().to_pylist())
+    available = lake.partition_dates(EVENTS, settings)
     dates = [d for d in date_range(until, cfg.history_days) if d in available]
-    if not dates:
+    return histories_of(labels(settings, dates, cfg) if dates else None, until, cfg.history_days)
+
+
+def histories_of(examples: pa.Table | None, until: str, days: int) -> dict[str, list[str]]:
+    """:func:`positive_histories` from already labelled ``examples`` (only nights ``until-days+1..until``)."""
+    if examples is None or not examples.num_rows:
         return {}
-    positives = labels(settings, dates, cfg)
-    positives = positives.filter(pc.equal(positives.column(LABEL), 1)).sort_by(
-        [(USER_ID, "ascending"), (EVENT_TIMESTAMP, "descending")]
-    )
+    nights = pa.array(date_range(until, days), pa.string())
+    positives = examples.filter(
+        pc.and_(pc.equal(examples.column(LABEL), 1), pc.is_in(examples.column(DT), value_set=nights))
+    ).sort_by([(USER_ID, "ascending"), (EVENT_TIMESTAMP, "descending")])
     histories: dict[str, list[str]] = {}
     for user, video in zip(
         positives.column(USER_ID).to_pylist(), positives.column(VIDEO_ID).to_pylist(), strict=True
@@ -233,12 +238,8 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     cfg = cfg or TwoTowerConfig()
     started = time.perf_counter()
     first = add_days(date, -cfg.train_days)
-    available = set(lake.read(EVENTS, settings, columns=[DT]).column(DT).unique().to_pylist())
-    featured = (
-        set(lake.read(USER_FEATURES, settings, columns=[DT]).column(DT).unique().to_pylist())
-        if lake.exists(USER_FEATURES, settings)
-        else set()
-    )
+    available = lake.partition_dates(EVENTS, settings)
+    featured = lake.partition_dates(USER_FEATURES, settings)
     # A night's impressions were served with the features of the night before: without those (the
     # platform's first night) every example would look like a brand-new user and video.
     dates = [
@@ -246,7 +247,16 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
         for d in date_range(add_days(date, -1), cfg.train_days)
         if d in available and add_days(d, -1) in featured
     ]
-    examples = cap_per_user(labels(settings, dates, cfg), cfg.max_examples_per_user) if dates else None
+    # Labels of the training nights and of the nights their positive histories reach back to, once.
+    labelled_nights = [
+        d for d in date_range(add_days(date, -1), cfg.train_days + cfg.history_days) if d in available
+    ]
+    labelled = labels(settings, labelled_nights, cfg) if dates else None
+    if labelled is not None:
+        in_window = pc.is_in(labelled.column(DT), value_set=pa.array(dates, pa.string()))
+        examples = cap_per_user(labelled.filter(in_window), cfg.max_examples_per_user)
+    else:
+        examples = None
     if examples is None or not pc.sum(examples.column(LABEL)).as_py():
         raise NoTrainingDataError(
             f"training set for dt={date}: no night in [{first}, {add_days(date, -1)}] has both labelled "
@@ -254,7 +264,7 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
             "the model plane needs two earlier nights"
         )
     # Each example's positive history: the nights before its own (point in time, like the features).
-    histories = {d: positive_histories(settings, add_days(d, -1), cfg) for d in dates}
+    histories = {d: histories_of(labelled, add_days(d, -1), cfg.history_days) for d in dates}
     examples = examples.append_column(
         POSITIVE_HISTORY,
         pa.array(

@@ -8,3 +8,11 @@ a busy database) still get the DAG's retries.
 
 class DataError(Exception):
     """Input or output data broke a contract; the message names table/file, date, field and rows."""
+
+
+class NothingToDoError(Exception):
+    """A stage has nothing to work on for this date yet (e.g. no earlier night to train on).
+
+    Not a failure: the nightly DAG skips the task and everything that depends on it, and the night
+    still succeeds.
+    """

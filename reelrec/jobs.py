@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import date as Date
 from typing import Any
 
+from reelrec.catalog import Table
 from reelrec.settings import Settings
 
 JobMain = Callable[[str, Settings], dict[str, Any]]
@@ -22,6 +23,20 @@ def parse_date(value: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {value!r}") from None
     return value
+
+
+def written_facts(
+    table: Table, settings: Settings, date: str, version: int, inputs: dict[str, int | None]
+) -> dict[str, Any]:
+    """What a job that replaced ``table``'s ``dt=date`` partition reports (to the DAG and the manifest)."""
+    from reelrec.lake import partition_row_count
+
+    return {
+        "date": date,
+        "rows_written": partition_row_count(table, settings, date),
+        "versions": {table.name: version},
+        "inputs": inputs,
+    }
 
 
 def run_job(main: JobMain, description: str, argv: list[str] | None = None) -> int:

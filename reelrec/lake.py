@@ -173,6 +173,13 @@ def read(
     return dataset.to_table(columns=list(columns) if columns else table.columns, filter=flt)
 
 
+def partition_dates(table: Table, settings: Settings) -> set[str]:
+    """The ``dt`` values of ``table``'s current partitions, read from the Delta log (empty if absent)."""
+    if not exists(table, settings):
+        return set()
+    return {partition[DT] for partition in open_table(table, settings).partitions()}
+
+
 def partition_row_count(table: Table, settings: Settings, date: str) -> int:
     """Number of rows in one ``dt`` partition (0 when the table or partition is absent)."""
     if not exists(table, settings):

@@ -40,7 +40,7 @@ from reelrec.catalog import (
     VIDEOS,
 )
 from reelrec.dates import add_days, date_range, day_bounds, feature_timestamp
-from reelrec.jobs import run_job
+from reelrec.jobs import run_job, written_facts
 from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
 from spark_jobs.snapshots import require_snapshot
@@ -150,12 +150,7 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
     inputs = {table.name: lake.version(table, settings) for table in (CREATORS, VIDEOS, FOLLOWS, EVENTS)}
     creators, videos, follows, events = extract(spark, settings, date)
     version = load(transform_creator_features(creators, videos, follows, events, date), settings, date)
-    return {
-        "date": date,
-        "rows_written": lake.partition_row_count(CREATOR_FEATURES, settings, date),
-        "versions": {CREATOR_FEATURES.name: version},
-        "inputs": inputs,
-    }
+    return written_facts(CREATOR_FEATURES, settings, date, version, inputs)
 
 
 if __name__ == "__main__":

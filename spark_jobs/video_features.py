@@ -42,7 +42,7 @@ from reelrec.catalog import (
     WATCH_MS,
 )
 from reelrec.dates import date_range, day_bounds, feature_timestamp
-from reelrec.jobs import run_job
+from reelrec.jobs import run_job, written_facts
 from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
 from spark_jobs.snapshots import require_snapshot
@@ -149,12 +149,7 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
     inputs = {table.name: lake.version(table, settings) for table in (EVENTS, VIDEOS)}
     events, videos = extract(spark, settings, date)
     version = load(transform_video_features(events, videos, date), settings, date)
-    return {
-        "date": date,
-        "rows_written": lake.partition_row_count(VIDEO_FEATURES, settings, date),
-        "versions": {VIDEO_FEATURES.name: version},
-        "inputs": inputs,
-    }
+    return written_facts(VIDEO_FEATURES, settings, date, version, inputs)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from models.two_tower.inputs import (
 )
 from models.two_tower.train import TrainedModel
 from reelrec import lake
-from reelrec.catalog import USER_FEATURES, USER_ID, VIDEO_CONTENT, VIDEO_FEATURES, VIDEO_ID, VIDEOS
+from reelrec.catalog import USER_FEATURES, USER_ID, VIDEO_FEATURES, VIDEO_ID, VIDEOS
+from reelrec.dates import day_bounds
 from reelrec.settings import Settings
 
 EMBED_BATCH = 8192
@@ -39,6 +40,11 @@ class Catalog:
     video_ids: list[str]
     upload_ts: pa.Array
     features: pa.Table  # VIDEO_FEATURES columns in video_ids order (null rows for unseen videos)
+
+    def uploaded_on(self, date: str) -> np.ndarray:
+        """(I,) bool: the fresh uploads of ``date`` (no interaction before it)."""
+        start = pa.scalar(day_bounds(date)[0], self.upload_ts.type)
+        return np.asarray(pc.greater_equal(self.upload_ts, start).to_numpy(zero_copy_only=False))
 
 
 def load_catalog(
@@ -81,10 +87,6 @@ def load_users(settings: Settings, features_date: str, user_ids: list[str] | Non
     position = {u: i for i, u in enumerate(features.column(USER_ID).to_pylist())}
     rows = features.take(pa.array([position.get(u) for u in user_ids], pa.int64()))
     return rows.set_column(rows.schema.get_field_index(USER_ID), USER_ID, pa.array(user_ids, pa.string()))
-
-
-def load_content(settings: Settings) -> ContentLookup:
-    return ContentLookup.from_table(lake.read(VIDEO_CONTENT, settings))
 
 
 @torch.no_grad()

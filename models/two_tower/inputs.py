@@ -22,6 +22,7 @@ import torch
 from models.two_tower.config import TwoTowerConfig
 from models.two_tower.model import PAD_ID, UNKNOWN_ID, UserInputs, VideoInputs
 from reelrec.catalog import CREATOR_ID, FRAME_EMBEDDING_DIM, RECENT_HISTORY_LEN, TEXT_EMBEDDING_DIM, VIDEO_ID
+from reelrec.settings import Settings
 
 USER_COUNTS = tuple(f"{p}_{w}d" for p in ("impressions", "views", "watch_ms") for w in (1, 7, 28)) + (
     "active_days_28d",
@@ -145,16 +146,16 @@ class ContentLookup:
             creator=table.column(CREATOR_ID).to_pylist(),
         )
 
+    @classmethod
+    def from_lake(cls, settings: Settings) -> ContentLookup:
+        """Every encoded video of silver.video_content, one row each (:func:`models.content.load_content`)."""
+        from models.content import load_content
+
+        return cls.from_table(load_content(settings))
+
     def rows(self, video_ids: Sequence[str]) -> np.ndarray:
         """(N,) row of each id, -1 when the video has no content row."""
         return np.fromiter((self.index.get(v, -1) for v in video_ids), dtype=np.int64, count=len(video_ids))
-
-    def text_of(self, video_ids: Sequence[str]) -> np.ndarray:
-        """(N, 384) text embeddings; zeros for unknown videos."""
-        rows = self.rows(video_ids)
-        out = self.text[np.maximum(rows, 0)].copy()
-        out[rows < 0] = 0.0
-        return out
 
 
 @dataclass
@@ -295,6 +296,8 @@ def video_inputs(
 ) -> VideoInputs:
     """Tower inputs of N videos: id, hashed creator, content embeddings and numeric features.
 
+    ``video_x`` is the raw output of :func:`video_numeric`; its last column flags a missing feature row.
+
     Content comes from ``joined`` (the training set's point-in-time ``video_static_content``
     columns: ``creator_id``, ``text_embedding``, ``frame_embedding``) when given, else from
     ``content`` (evaluation and scoring read the table directly).
@@ -309,8 +312,12 @@ def video_inputs(
         text, frame = content.text[safe].copy(), content.frame[safe].copy()
         text[rows < 0], frame[rows < 0] = 0.0, 0.0
         creators = [content.creator[r] if r >= 0 else None for r in rows]
+    # A video without a feature row yet (a fresh upload) has no id either: it is placed by its content,
+    # in training (impressions on its upload day) exactly as when it is scored.
+    ids = space.ids(video_ids)
+    ids[video_x[:, -1] > 0] = UNKNOWN_ID
     return VideoInputs(
-        ids=torch.from_numpy(space.ids(video_ids)),
+        ids=torch.from_numpy(ids),
         creator=torch.from_numpy(creator_bucket(creators, cfg.creator_buckets)),
         text=torch.from_numpy(text),
         frame=torch.from_numpy(frame),

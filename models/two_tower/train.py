@@ -45,8 +45,7 @@ from models.two_tower.inputs import (
     video_numeric,
 )
 from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
-from reelrec import lake
-from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, USER_ID, VIDEO_CONTENT, VIDEO_ID
+from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, USER_ID, VIDEO_ID
 from reelrec.dates import add_days, day_bounds
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
@@ -124,16 +123,18 @@ def prepare(
     users = user_inputs(user_x, histories, space, content, user_ids=user_ids, positives=positive_history)
     joined = {k: v.to_pylist() for k, v in unprefixed(positives, CONTENT_VIEW).items()}
     videos = video_inputs(video_ids, video_x, space, content, cfg, joined=joined)
-    # A video with no feature row yet (uploaded on the impression's day) has no id either: exactly
-    # what a fresh upload looks like when the model scores it.
-    unseen = torch.from_numpy(video_x[:, -1] > 0)
-    videos.ids = torch.where(unseen, torch.full_like(videos.ids, UNKNOWN_ID), videos.ids)
     # q(v): the share of training positives that are v, i.e. how often v is sampled as an in-batch negative.
+    _, inverse, counts = positive_counts(video_ids)
+    log_q = torch.from_numpy(np.log(counts[inverse] / n).astype(np.float32))
+    return space, users, videos, log_q
+
+
+def positive_counts(video_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct videos, index of each positive's video among them, positives per distinct video)."""
     uniques, inverse, counts = np.unique(
         np.asarray(video_ids, dtype=object), return_inverse=True, return_counts=True
     )
-    log_q = torch.from_numpy(np.log(counts[inverse] / n).astype(np.float32))
-    return space, users, videos, log_q
+    return uniques, inverse, counts
 
 
 def fit(
@@ -242,9 +243,6 @@ def catalog_negatives(
         {c: catalog.features.column(c) for c in catalog.features.column_names}, len(catalog.video_ids)
     )
     videos = video_inputs(catalog.video_ids, x, space, content, cfg)
-    videos.ids = torch.where(
-        torch.from_numpy(x[:, -1] > 0), torch.full_like(videos.ids, UNKNOWN_ID), videos.ids
-    )
     next_key = max(key_of.values(), default=UNKNOWN_ID) + 1
     keys = []
     for v in catalog.video_ids:
@@ -279,14 +277,12 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     started = time.perf_counter()
     examples = training_set.load(date, settings)
     positives = examples.filter(pc.equal(examples.column(training_set.LABEL), 1))
-    content = ContentLookup.from_table(lake.read(VIDEO_CONTENT, settings))
+    content = ContentLookup.from_lake(settings)
     space, users, videos, log_q = prepare(positives, content, cfg)
     model = build_model(cfg, space)
     fit_started = time.perf_counter()
     positive_ids = positives.column(VIDEO_ID).to_pylist()
-    uniques, inverse, counts = np.unique(
-        np.asarray(positive_ids, dtype=object), return_inverse=True, return_counts=True
-    )
+    uniques, inverse, counts = positive_counts(positive_ids)
     key_of = {str(v): i + UNKNOWN_ID + 1 for i, v in enumerate(uniques)}
     q_of = {str(v): c / len(positive_ids) for v, c in zip(uniques, counts, strict=True)}
     catalog = None

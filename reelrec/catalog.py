@@ -32,9 +32,42 @@ SURFACE = "surface"
 POSITION = "position"
 DT = "dt"
 EVENT_TIMESTAMP = "event_timestamp"
+# catalog snapshot columns
+UPLOAD_TS = "upload_ts"
+DURATION_MS = "duration_ms"
+CAPTION = "caption"
+HASHTAGS = "hashtags"
+FRAME_EMBEDDING = "frame_embedding"
+TEXT_EMBEDDING = "text_embedding"
+SIGNUP_TS = "signup_ts"
+JOINED_TS = "joined_ts"
+COUNTRY = "country"
+AGE_BUCKET = "age_bucket"
+FOLLOWED_AT = "followed_at"
+# feature and model-output columns read by more than one stage
+RECENT_VIDEO_IDS = "recent_video_ids"
+TRENDING_SCORE = "trending_score"
+AGE_HOURS = "age_hours"
+FOLLOWERS_TOTAL = "followers_total"
+VIDEO_IDS = "video_ids"
+SCORES = "scores"
+EMBEDDING = "embedding"
+# quarantine columns: where a bad landed row came from and why it was refused
+SOURCE = "source"
+FILE = "file"
+LINE = "line"
+REASON = "reason"
+RECORD = "record"
 
-EVENT_TYPES = ("impression", "view", "like", "share", "follow", "skip")
+IMPRESSION, VIEW, LIKE, SHARE, FOLLOW, SKIP = "impression", "view", "like", "share", "follow", "skip"
+EVENT_TYPES = (IMPRESSION, VIEW, LIKE, SHARE, FOLLOW, SKIP)
+# Event types that carry a watch time (`watch_ms` is required on them, null on the others). Not to be
+# confused with what counts as *watched* (a view), which `reelrec.history` defines.
+TIMED_EVENT_TYPES = (VIEW, SKIP)
 SURFACES = ("spotlight", "discover", "stories")
+AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45+")
+# Feature windows in days, ending at D inclusive: every windowed feature is `<name>_<w>d` for these.
+WINDOWS = (1, 7, 28)
 FRAME_EMBEDDING_DIM = 32
 TEXT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 sentence embeddings
 RECENT_HISTORY_LEN = 50
@@ -97,11 +130,11 @@ VIDEOS = Table(
         [
             pa.field(VIDEO_ID, pa.string(), nullable=False),
             pa.field(CREATOR_ID, pa.string(), nullable=False),
-            pa.field("upload_ts", TS, nullable=False),
-            pa.field("duration_ms", pa.int64(), nullable=False),
-            pa.field("caption", pa.string()),
-            pa.field("hashtags", pa.list_(pa.string())),
-            pa.field("frame_embedding", pa.list_(pa.float32())),
+            pa.field(UPLOAD_TS, TS, nullable=False),
+            pa.field(DURATION_MS, pa.int64(), nullable=False),
+            pa.field(CAPTION, pa.string()),
+            pa.field(HASHTAGS, pa.list_(pa.string())),
+            pa.field(FRAME_EMBEDDING, pa.list_(pa.float32())),
             pa.field(DT, pa.string(), nullable=False),
         ]
     ),
@@ -115,9 +148,9 @@ USERS = Table(
     schema=pa.schema(
         [
             pa.field(USER_ID, pa.string(), nullable=False),
-            pa.field("signup_ts", TS, nullable=False),
-            pa.field("country", pa.string()),
-            pa.field("age_bucket", pa.string()),
+            pa.field(SIGNUP_TS, TS, nullable=False),
+            pa.field(COUNTRY, pa.string()),
+            pa.field(AGE_BUCKET, pa.string()),
             pa.field(DT, pa.string(), nullable=False),
         ]
     ),
@@ -131,8 +164,8 @@ CREATORS = Table(
     schema=pa.schema(
         [
             pa.field(CREATOR_ID, pa.string(), nullable=False),
-            pa.field("joined_ts", TS, nullable=False),
-            pa.field("country", pa.string()),
+            pa.field(JOINED_TS, TS, nullable=False),
+            pa.field(COUNTRY, pa.string()),
             pa.field(DT, pa.string(), nullable=False),
         ]
     ),
@@ -147,7 +180,7 @@ FOLLOWS = Table(
         [
             pa.field(USER_ID, pa.string(), nullable=False),
             pa.field(CREATOR_ID, pa.string(), nullable=False),
-            pa.field("followed_at", TS, nullable=False),
+            pa.field(FOLLOWED_AT, TS, nullable=False),
             pa.field(DT, pa.string(), nullable=False),
         ]
     ),
@@ -156,27 +189,30 @@ FOLLOWS = Table(
 QUARANTINE = Table(
     name="quarantine",
     layer="bronze",
-    key=("source", "record"),
-    partition_by=(DT, "source"),
+    key=(SOURCE, RECORD),
+    partition_by=(DT, SOURCE),
     description="Landed rows that broke the data contract, with the reason, file and line.",
     schema=pa.schema(
         [
-            pa.field("source", pa.string(), nullable=False),  # landing feed: events, videos, ...
-            pa.field("file", pa.string(), nullable=False),
-            pa.field("line", pa.int64()),  # 1-based line (JSONL) or row (parquet)
-            pa.field("reason", pa.string(), nullable=False),
-            pa.field("record", pa.string(), nullable=False),  # the raw row as JSON text
+            pa.field(SOURCE, pa.string(), nullable=False),  # landing feed: events, videos, ...
+            pa.field(FILE, pa.string(), nullable=False),
+            pa.field(LINE, pa.int64()),  # 1-based line (JSONL) or row (parquet)
+            pa.field(REASON, pa.string(), nullable=False),
+            pa.field(RECORD, pa.string(), nullable=False),  # the raw row as JSON text
             pa.field(DT, pa.string(), nullable=False),
         ]
     ),
 )
 
+
 # ---------------------------------------------------------------- silver: features as of the end of dt
-_WINDOWS = (1, 7, 28)
+def windowed_names(prefix: str, windows: tuple[int, ...] = WINDOWS) -> tuple[str, ...]:
+    """Names of a windowed feature: ``windowed_names("views") == ("views_1d", "views_7d", "views_28d")``."""
+    return tuple(f"{prefix}_{w}d" for w in windows)
 
 
-def _windowed(prefix: str, dtype: pa.DataType, windows: tuple[int, ...] = _WINDOWS) -> list[pa.Field]:
-    return [pa.field(f"{prefix}_{w}d", dtype) for w in windows]
+def _windowed(prefix: str, dtype: pa.DataType, windows: tuple[int, ...] = WINDOWS) -> list[pa.Field]:
+    return [pa.field(name, dtype) for name in windowed_names(prefix, windows)]
 
 
 USER_FEATURES = Table(
@@ -194,7 +230,7 @@ USER_FEATURES = Table(
             pa.field("completion_rate_28d", pa.float64()),
             pa.field("like_rate_28d", pa.float64()),
             pa.field("active_days_28d", pa.int64()),
-            pa.field("recent_video_ids", pa.list_(pa.string())),  # newest first, at most 50
+            pa.field(RECENT_VIDEO_IDS, pa.list_(pa.string())),  # newest first, at most 50
             pa.field(EVENT_TIMESTAMP, TS, nullable=False),
             pa.field(DT, pa.string(), nullable=False),
         ]
@@ -217,8 +253,8 @@ VIDEO_FEATURES = Table(
             pa.field("share_rate_7d", pa.float64()),
             pa.field("avg_watch_fraction_1d", pa.float64()),
             pa.field("avg_watch_fraction_7d", pa.float64()),
-            pa.field("age_hours", pa.float64()),
-            pa.field("trending_score", pa.float64()),
+            pa.field(AGE_HOURS, pa.float64()),
+            pa.field(TRENDING_SCORE, pa.float64()),
             pa.field(EVENT_TIMESTAMP, TS, nullable=False),
             pa.field(DT, pa.string(), nullable=False),
         ]
@@ -233,7 +269,7 @@ CREATOR_FEATURES = Table(
     schema=pa.schema(
         [
             pa.field(CREATOR_ID, pa.string(), nullable=False),
-            pa.field("followers_total", pa.int64()),
+            pa.field(FOLLOWERS_TOTAL, pa.int64()),
             pa.field("new_followers_7d", pa.int64()),
             pa.field("uploads_7d", pa.int64()),
             pa.field("uploads_28d", pa.int64()),
@@ -255,8 +291,8 @@ VIDEO_CONTENT = Table(
         [
             pa.field(VIDEO_ID, pa.string(), nullable=False),
             pa.field(CREATOR_ID, pa.string(), nullable=False),
-            pa.field("text_embedding", pa.list_(pa.float32()), nullable=False),  # unit norm, 384-d
-            pa.field("frame_embedding", pa.list_(pa.float32())),  # upstream, 32-d, may be missing
+            pa.field(TEXT_EMBEDDING, pa.list_(pa.float32()), nullable=False),  # unit norm, 384-d
+            pa.field(FRAME_EMBEDDING, pa.list_(pa.float32())),  # upstream, 32-d, may be missing
             pa.field("text_encoder", pa.string(), nullable=False),  # model that made text_embedding
             pa.field(EVENT_TIMESTAMP, TS, nullable=False),
             pa.field(DT, pa.string(), nullable=False),
@@ -273,8 +309,8 @@ CANDIDATES = Table(
     schema=pa.schema(
         [
             pa.field(USER_ID, pa.string(), nullable=False),
-            pa.field("video_ids", pa.list_(pa.string()), nullable=False),
-            pa.field("scores", pa.list_(pa.float32()), nullable=False),
+            pa.field(VIDEO_IDS, pa.list_(pa.string()), nullable=False),
+            pa.field(SCORES, pa.list_(pa.float32()), nullable=False),
             pa.field(MODEL_VERSION, pa.string(), nullable=False),
             pa.field(GENERATED_AT, TS, nullable=False),
             pa.field(EVENT_TIMESTAMP, TS, nullable=False),
@@ -294,7 +330,7 @@ def _embedding_table(name: str, key: str, description: str) -> Table:
         schema=pa.schema(
             [
                 pa.field(key, pa.string(), nullable=False),
-                pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+                pa.field(EMBEDDING, pa.list_(pa.float32()), nullable=False),
                 pa.field(MODEL_VERSION, pa.string(), nullable=False),
                 pa.field(GENERATED_AT, TS, nullable=False),
                 pa.field(EVENT_TIMESTAMP, TS, nullable=False),

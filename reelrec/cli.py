@@ -18,25 +18,17 @@ import json
 import logging
 import sys
 import time
-from datetime import date as Date
-from datetime import timedelta
 from typing import Any
 
+from reelrec.dates import add_days, cli_date, dates_between
 from reelrec.settings import Settings
 
 
-def _date(value: str) -> str:
-    try:
-        return Date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
-
-
 def _dates(start: str, end: str | None) -> list[str]:
-    first, last = Date.fromisoformat(start), Date.fromisoformat(end or start)
-    if last < first:
-        raise SystemExit(f"--to {last} is before --date {first}")
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    try:
+        return dates_between(start, end or start)
+    except ValueError:
+        raise SystemExit(f"--to {end} is before --date {start}") from None
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -171,7 +163,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"[reelrec] generating the {args.preset} world: {args.days} days from {args.start}", flush=True)
     generate(settings, args.preset, args.start, args.days, seed=args.seed)
     timings["generate"] = time.perf_counter() - started
-    dates = _dates(args.start, (Date.fromisoformat(args.start) + timedelta(days=args.days - 1)).isoformat())
+    dates = _dates(args.start, add_days(args.start, args.days - 1))
     started = time.perf_counter()
     code = run_nights(dates, settings)
     timings["nightly runs"] = time.perf_counter() - started
@@ -240,20 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a synthetic short-video world into the landing zone")
     p.add_argument("--preset", choices=["tiny", "small", "medium"], default="tiny")
-    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--start", type=cli_date, required=True)
     p.add_argument("--days", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run the nightly DAG through Airflow for each date in order")
-    p.add_argument("--date", type=_date, required=True)
-    p.add_argument("--to", type=_date, default=None, help="last date (inclusive)")
+    p.add_argument("--date", type=cli_date, required=True)
+    p.add_argument("--to", type=cli_date, default=None, help="last date (inclusive)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("summary", help="rows, quarantine, validation and task times of past nights")
-    p.add_argument("--date", type=_date, required=True)
-    p.add_argument("--to", type=_date, default=None)
+    p.add_argument("--date", type=cli_date, required=True)
+    p.add_argument("--to", type=cli_date, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
 
@@ -277,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="run one Great Expectations suite on one date")
     p.add_argument("--suite", choices=["bronze", "features", "outputs"], required=True)
-    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--date", type=cli_date, required=True)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("ui", help="start Airflow locally on the project's DAGs")
@@ -285,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="generate a world and run every night (what `make run` does)")
     p.add_argument("--preset", choices=["tiny", "small", "medium"], default="small")
-    p.add_argument("--start", type=_date, default="2026-11-01")
+    p.add_argument("--start", type=cli_date, default="2026-11-01")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)

@@ -30,6 +30,37 @@ def parse_date(value: str) -> date:
     return parsed
 
 
+def iso_date(value: object) -> str:
+    """Validate a logical date and return it as ``YYYY-MM-DD`` (the form every stage passes around).
+
+    Raises:
+        ValueError: naming the bad value.
+    """
+    return parse_date(str(value)).isoformat()
+
+
+def cli_date(value: str) -> str:
+    """``argparse`` type for ``--date``/``--to``/``--start``: a logical date, or a usage error naming it."""
+    import argparse
+
+    try:
+        return iso_date(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def dates_between(first: str, last: str) -> list[str]:
+    """Every logical date from ``first`` to ``last`` inclusive, oldest first.
+
+    Raises:
+        ValueError: when ``last`` is before ``first``.
+    """
+    start, end = parse_date(first), parse_date(last)
+    if end < start:
+        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
 def add_days(value: str, days: int) -> str:
     """The logical date ``days`` after ``value`` (negative ``days`` go back)."""
     return (parse_date(value) + timedelta(days=days)).isoformat()

@@ -7,22 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import date as Date
 from typing import Any
 
 from reelrec.catalog import Table
+from reelrec.dates import cli_date
 from reelrec.settings import Settings
 
 JobMain = Callable[[str, Settings], dict[str, Any]]
-
-
-def parse_date(value: str) -> str:
-    """Validate a logical date ``YYYY-MM-DD`` and return it unchanged."""
-    try:
-        Date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {value!r}") from None
-    return value
 
 
 def written_facts(
@@ -42,7 +33,7 @@ def written_facts(
 def run_job(main: JobMain, description: str, argv: list[str] | None = None) -> int:
     """Parse ``--date`` (and ``--home``), run ``main`` and print its facts as JSON on stdout."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--date", required=True, type=parse_date, help="logical date YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=cli_date, help="logical date YYYY-MM-DD")
     parser.add_argument("--home", default=None, help="REELREC_HOME (default: env or ./.reelrec)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from datetime import date as Date
 from pathlib import Path
 from typing import Any
 
 from reelrec import lake
 from reelrec.catalog import ALL_TABLES
+from reelrec.dates import iso_date
 from reelrec.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -34,9 +34,9 @@ def resolve_run_date(params: dict[str, Any] | None, logical_date: datetime | Non
     override = (params or {}).get("date")
     if override:
         try:
-            return Date.fromisoformat(str(override)).isoformat()
-        except ValueError:
-            raise ValueError(f"param 'date' must be YYYY-MM-DD, got {override!r}") from None
+            return iso_date(override)
+        except ValueError as err:
+            raise ValueError(f"param 'date': {err}") from None
     if logical_date is None:
         raise ValueError(
             "this run has no logical date; trigger it with a logical date or the 'date' param (YYYY-MM-DD)"

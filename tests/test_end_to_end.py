@@ -50,7 +50,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from reelrec.airflow_local import task_instances
     from reelrec.cli import run_nights
     from reelrec.runs import table_state
-    from reelrec.synthetic import generate
+    from synthetic_world import generate
 
     settings = Settings.from_env(tmp_path_factory.mktemp("e2e") / "home")
     world = generate(settings, "tiny", D1, 4)

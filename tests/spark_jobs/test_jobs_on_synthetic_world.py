@@ -11,7 +11,7 @@ from reelrec.catalog import EVENTS, USER_FEATURES, VIDEO_FEATURES
 from reelrec.settings import Settings
 from spark_jobs import creator_features, ingest_catalogs, ingest_events, user_features, video_features
 
-synthetic = pytest.importorskip("reelrec.synthetic")
+synthetic = pytest.importorskip("synthetic_world")
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -38,10 +38,15 @@ import pyarrow.compute as pc
 
 from reelrec import lake
 from reelrec.catalog import (
+    CAPTION,
     CREATOR_ID,
     DT,
     EVENT_TIMESTAMP,
+    FRAME_EMBEDDING,
+    HASHTAGS,
+    TEXT_EMBEDDING,
     TEXT_EMBEDDING_DIM,
+    UPLOAD_TS,
     VIDEO_CONTENT,
     VIDEO_ID,
     VIDEOS,
@@ -190,15 +195,15 @@ def transform_content(videos: pa.Table, embeddings: np.ndarray, date: str) -> pa
         )
     flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1))
     text_embedding = pa.FixedSizeListArray.from_arrays(flat, TEXT_EMBEDDING_DIM).cast(
-        VIDEO_CONTENT.schema.field("text_embedding").type
+        VIDEO_CONTENT.schema.field(TEXT_EMBEDDING).type
     )
     columns = {
         VIDEO_ID: videos.column(VIDEO_ID),
         CREATOR_ID: videos.column(CREATOR_ID),
-        "text_embedding": text_embedding,
-        "frame_embedding": videos.column("frame_embedding"),
+        TEXT_EMBEDDING: text_embedding,
+        FRAME_EMBEDDING: videos.column(FRAME_EMBEDDING),
         "text_encoder": pa.repeat(pa.scalar(TEXT_ENCODER), n),
-        EVENT_TIMESTAMP: videos.column("upload_ts"),
+        EVENT_TIMESTAMP: videos.column(UPLOAD_TS),
         DT: pa.repeat(pa.scalar(date), n),
     }
     return lake.conform(VIDEO_CONTENT, pa.table(columns))
@@ -231,7 +236,7 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
     texts = [
         video_text(caption, hashtags)
         for caption, hashtags in zip(
-            videos.column("caption").to_pylist(), videos.column("hashtags").to_pylist(), strict=True
+            videos.column(CAPTION).to_pylist(), videos.column(HASHTAGS).to_pylist(), strict=True
         )
     ]
     embeddings = encode_texts(texts)

@@ -27,25 +27,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from models import training_set
-from models.baselines import (
-    covisitation_matrix,
-    covisitation_scores,
-    index_of,
-    pairs_matrix,
-    popularity_scores,
-)
+from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores
+from models.interactions import index_of, pairs_matrix
 from models.metrics import recall_at_k, retrieval_metrics
 from models.topk import ScoreBlock, blocked_top_k, popularity_block, top_k_with_quota
 from models.two_tower import embed
+from models.two_tower.artifacts import TrainedModel, load
+from models.two_tower.config import TwoTowerConfig
 from models.two_tower.inputs import ContentLookup
-from models.two_tower.train import load
 from reelrec.catalog import EVENT_TIMESTAMP, USER_ID, VIDEO_ID
 from reelrec.dates import add_days, day_bounds
 from reelrec.history import watched
@@ -55,6 +53,30 @@ from reelrec.settings import Settings
 KS = (10, 50, 100)
 Ranker = Callable[[], tuple[np.ndarray, np.ndarray]]
 POPULARITY_TIE_BREAK = 0.5  # below 1: integer co-visitation counts are never reordered by it
+
+
+@dataclass
+class HeldOutDay:
+    """What day D says about each evaluated user: relevant videos and what is excluded from ranking."""
+
+    user_ids: list[str]  # evaluated users, sorted: row u of every ranking
+    pairs: list[tuple[str, str]]  # (user, video) relevant pairs, in label order
+    relevant: list[np.ndarray]  # per user, sorted item indices of their relevant videos
+    relevant_fresh: list[np.ndarray]  # per user, the relevant videos uploaded on D
+    exclude: sp.csr_matrix  # (U, I) videos each user watched before D
+
+    @property
+    def users(self) -> dict[str, int]:
+        """Row of each evaluated user."""
+        return {u: i for i, u in enumerate(self.user_ids)}
+
+
+@dataclass
+class Baselines:
+    """What the non-learned methods learned from the training-window positives."""
+
+    popularity: np.ndarray  # (I,) positives per video
+    covisit: sp.csr_matrix  # (I, I) co-visitation counts
 
 
 def evaluate(date: str, settings: Settings) -> dict[str, Any]:
@@ -68,11 +90,57 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     cfg = trained.cfg
     catalog = embed.load_catalog(settings, date, add_days(date, -1), requested_at=day_bounds(date)[0])
     items = {v: i for i, v in enumerate(catalog.video_ids)}
-    n_items = len(items)
     fresh = catalog.uploaded_on(date)
+    day = held_out_day(settings, date, cfg, items, fresh)
+    baselines = fit_baselines(settings, date, items, day.user_ids)
+    # Every method sees the same user history: the positives of the history_days nights before D.
+    positives = training_set.positive_histories(settings, add_days(date, -1), cfg.training_set)
+    history = pairs_matrix(
+        [u for u in day.user_ids for _ in positives.get(u, [])],
+        [v for u in day.user_ids for v in positives.get(u, [])],
+        day.users,
+        items,
+    )
+    content = ContentLookup.from_lake(settings)
+    embed_started = time.perf_counter()
+    user_vectors, video_vectors = _embed_as_of_day_before(
+        settings, date, trained, catalog, content, day, positives
+    )
+    embed_seconds = time.perf_counter() - embed_started
 
-    # Relevant: D's positives, minus videos watched before D.
-    day = training_set.labels(settings, [date], cfg)
+    def two_tower(rows: slice) -> np.ndarray:
+        return user_vectors[rows] @ video_vectors.T
+
+    def covisit_block(rows: slice) -> np.ndarray:
+        return covisitation_scores(
+            history, baselines.covisit, baselines.popularity, rows, tie_break=POPULARITY_TIE_BREAK
+        )
+
+    baseline_scorers = {"popularity": popularity_block(baselines.popularity), "covisit": covisit_block}
+    retrieval = compare(methods(two_tower, baseline_scorers, day, fresh, cfg), day)
+    result = {
+        "date": date,
+        "model_version": trained.version,
+        "protocol": "held-out day D; relevant = D's positives not watched before D; full ranking over D's "
+        "catalog with watched videos removed; features as of D-1",
+        "users": len(day.user_ids),
+        "catalog_videos": len(items),
+        "fresh_videos": int(fresh.sum()),
+        "users_with_fresh_positives": int(sum(len(r) > 0 for r in day.relevant_fresh)),
+        "relevant_pairs": len(day.pairs),
+        "retrieval": retrieval,
+        "embed_seconds": round(embed_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    _write_metrics(result, trained, settings, date)
+    return result
+
+
+def held_out_day(
+    settings: Settings, date: str, cfg: TwoTowerConfig, items: dict[str, int], fresh: np.ndarray
+) -> HeldOutDay:
+    """Relevant: D's positives on catalog videos, minus videos the user watched before D."""
+    day = training_set.labels(settings, [date], cfg.training_set)
     day = day.filter(pc.equal(day.column(training_set.LABEL), 1))
     before = watched(settings, until=add_days(date, -1))
     seen = set(zip(before.column(USER_ID).to_pylist(), before.column(VIDEO_ID).to_pylist(), strict=True))
@@ -86,89 +154,93 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     rel_u = np.fromiter((users[u] for u, _ in pairs), np.int64, len(pairs))
     rel_i = np.fromiter((items[v] for _, v in pairs), np.int64, len(pairs))
     relevant = [np.unique(rel_i[rel_u == u]) for u in range(n_users)] if n_users else []
-    relevant_fresh = [r[fresh[r]] for r in relevant]
     exclude = pairs_matrix(
         before.column(USER_ID).to_pylist(), before.column(VIDEO_ID).to_pylist(), users, items
     )
+    return HeldOutDay(user_ids, pairs, relevant, [r[fresh[r]] for r in relevant], exclude)
 
-    # Training-window positives: what the baselines learn from (the model's own training data).
+
+def fit_baselines(settings: Settings, date: str, items: dict[str, int], user_ids: list[str]) -> Baselines:
+    """Popularity and co-visitation of the training-window positives (the model's own training data)."""
     train = training_set.load(date, settings)
     train = train.filter(pc.equal(train.column(training_set.LABEL), 1))
     train_items = index_of(train.column(VIDEO_ID).to_pylist(), items)
-    popularity = popularity_scores(train_items[train_items >= 0], n_items)
+    popularity = popularity_scores(train_items[train_items >= 0], len(items))
     all_users = {u: i for i, u in enumerate(sorted(set(train.column(USER_ID).to_pylist()) | set(user_ids)))}
     train_users = index_of(train.column(USER_ID).to_pylist(), all_users)
     stamps = train.column(EVENT_TIMESTAMP).cast(pa.int64()).to_numpy()
     ok = train_items >= 0
     covisit = covisitation_matrix(
-        train_users[ok], train_items[ok], len(all_users), n_items, timestamps=stamps[ok]
+        train_users[ok], train_items[ok], len(all_users), len(items), timestamps=stamps[ok]
     )
-    # Every method sees the same user history: the positives of the history_days nights before D.
-    positives = training_set.positive_histories(settings, add_days(date, -1), cfg)
-    history = pairs_matrix(
-        [u for u in user_ids for _ in positives.get(u, [])],
-        [v for u in user_ids for v in positives.get(u, [])],
-        users,
-        items,
-    )
+    return Baselines(popularity, covisit)
 
-    # The model: users and videos as of the end of D-1.
-    content = ContentLookup.from_lake(settings)
-    embed_started = time.perf_counter()
+
+def _embed_as_of_day_before(
+    settings: Settings,
+    date: str,
+    trained: TrainedModel,
+    catalog: embed.Catalog,
+    content: ContentLookup,
+    day: HeldOutDay,
+    positives: dict[str, list[str]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(U, D) evaluated users and (I, D) catalog videos, embedded with the features of D-1."""
     user_vectors = embed.embed_users(
-        trained, embed.load_users(settings, add_days(date, -1), user_ids), content, positives
+        trained, embed.load_users(settings, add_days(date, -1), day.user_ids), content, positives
     )
-    video_vectors = embed.embed_videos(trained, catalog, content)
-    embed_seconds = time.perf_counter() - embed_started
+    return user_vectors, embed.embed_videos(trained, catalog, content)
 
-    k = max(KS)
 
-    def two_tower(rows: slice) -> np.ndarray:
-        return user_vectors[rows] @ video_vectors.T
+def methods(
+    two_tower: ScoreBlock,
+    baselines: dict[str, ScoreBlock],
+    day: HeldOutDay,
+    fresh: np.ndarray,
+    cfg: TwoTowerConfig,
+) -> dict[str, Ranker]:
+    """Every method as a ranker of the top ``max(KS)`` with watched videos excluded.
 
-    def covisit_block(rows: slice) -> np.ndarray:
-        return covisitation_scores(history, covisit, popularity, rows, tie_break=POPULARITY_TIE_BREAK)
+    The model twice: ranked plainly like the baselines, and with ``fresh_slots`` as published.
+    """
+    k, n_users = max(KS), len(day.user_ids)
 
     def with_fresh_slots(scorer: ScoreBlock) -> Ranker:
-        return lambda: top_k_with_quota(scorer, n_users, k, fresh, cfg.fresh_slots, exclude, cfg.block_size)
+        return lambda: top_k_with_quota(
+            scorer, n_users, k, fresh, cfg.fresh_slots, day.exclude, cfg.block_size
+        )
 
     def plain(scorer: ScoreBlock) -> Ranker:
-        return lambda: blocked_top_k(scorer, n_users, k, exclude=exclude, block_size=cfg.block_size)
+        return lambda: blocked_top_k(scorer, n_users, k, exclude=day.exclude, block_size=cfg.block_size)
 
-    rankers: dict[str, Ranker] = {
+    return {
         "two_tower": plain(two_tower),  # the model's own ranking, like the baselines'
         "two_tower_fresh_slots": with_fresh_slots(two_tower),  # the lists that are published
-        "popularity": plain(popularity_block(popularity)),
-        "covisit": plain(covisit_block),
+        **{name: plain(scorer) for name, scorer in baselines.items()},
     }
+
+
+def compare(rankers: dict[str, Ranker], day: HeldOutDay) -> dict[str, dict[str, float]]:
+    """Run every ranker and measure it against the held-out day (floats rounded to 5 places)."""
+    n_items = day.exclude.shape[1]
     retrieval: dict[str, dict[str, float]] = {}
     for name, ranker in rankers.items():
         method_started = time.perf_counter()
         ranked, _ = ranker()
-        metrics = retrieval_metrics(ranked, relevant, n_items, ks=KS)
-        metrics["fresh_recall@100"] = recall_at_k(ranked, relevant_fresh, 100)
+        metrics = retrieval_metrics(ranked, day.relevant, n_items, ks=KS)
+        metrics["fresh_recall@100"] = recall_at_k(ranked, day.relevant_fresh, 100)
         metrics["seconds"] = round(time.perf_counter() - method_started, 2)
         retrieval[name] = {key: (round(v, 5) if isinstance(v, float) else v) for key, v in metrics.items()}
-    result = {
-        "date": date,
-        "model_version": trained.version,
-        "protocol": "held-out day D; relevant = D's positives not watched before D; full ranking over D's "
-        "catalog with watched videos removed; features as of D-1",
-        "users": n_users,
-        "catalog_videos": n_items,
-        "fresh_videos": int(fresh.sum()),
-        "users_with_fresh_positives": int(sum(len(r) > 0 for r in relevant_fresh)),
-        "relevant_pairs": len(pairs),
-        "retrieval": retrieval,
-        "embed_seconds": round(embed_seconds, 2),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return retrieval
+
+
+def _write_metrics(result: dict[str, Any], trained: TrainedModel, settings: Settings, date: str) -> None:
+    """``metrics.json`` next to the model and in the night's run folder."""
     text = json.dumps(result, indent=2)
     (trained.path / "metrics.json").write_text(text)
     run_dir = settings.run_dir(date)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text(text)
-    return result
 
 
 def main(date: str, settings: Settings) -> dict[str, Any]:

@@ -20,30 +20,35 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 
-from models.baselines import pairs_matrix
+from models.interactions import pairs_matrix
 from models.topk import top_k_with_quota
 from models.training_set import positive_histories
 from models.two_tower import embed
+from models.two_tower.artifacts import TrainedModel, load
 from models.two_tower.inputs import ContentLookup
-from models.two_tower.train import TrainedModel, load
 from reelrec import lake
 from reelrec.catalog import (
     CANDIDATES,
     DT,
+    EMBEDDING,
     EVENT_TIMESTAMP,
     GENERATED_AT,
     MODEL_VERSION,
+    SCORES,
     USER_EMBEDDINGS,
     USER_ID,
     VIDEO_EMBEDDINGS,
     VIDEO_ID,
+    VIDEO_IDS,
 )
 from reelrec.dates import day_bounds, feature_timestamp
 from reelrec.errors import DataError
@@ -141,17 +146,13 @@ def score(date: str, settings: Settings, trained: TrainedModel | None = None) ->
     content = ContentLookup.from_lake(settings)
 
     embed_started = time.perf_counter()
-    user_vectors = embed.embed_users(trained, users, content, positive_histories(settings, date, cfg))
+    user_vectors = embed.embed_users(
+        trained, users, content, positive_histories(settings, date, cfg.training_set)
+    )
     video_vectors = embed.embed_videos(trained, catalog, content)
     embed_seconds = time.perf_counter() - embed_started
 
-    seen = watched(settings, until=date)
-    exclude = pairs_matrix(
-        seen.column(USER_ID).to_pylist(),
-        seen.column(VIDEO_ID).to_pylist(),
-        {u: i for i, u in enumerate(user_ids)},
-        items,
-    )
+    exclude = watched_matrix(settings, date, user_ids, items)
     retrieve_started = time.perf_counter()
     top, top_scores = top_k_with_quota(
         lambda rows: user_vectors[rows] @ video_vectors.T,
@@ -165,57 +166,23 @@ def score(date: str, settings: Settings, trained: TrainedModel | None = None) ->
     retrieve_seconds = time.perf_counter() - retrieve_started
 
     generated_at = datetime.now(UTC)
-    stamp = feature_timestamp(date)
-
-    def common(n: int) -> dict[str, pa.Array]:
-        return {
-            MODEL_VERSION: pa.array([trained.version] * n, pa.string()),
-            GENERATED_AT: pa.array([generated_at] * n, pa.timestamp("us", tz="UTC")),
-            EVENT_TIMESTAMP: pa.array([stamp] * n, pa.timestamp("us", tz="UTC")),
-            DT: pa.array([date] * n, pa.string()),
-        }
-
-    video_array = np.asarray(catalog.video_ids, dtype=object)
-    ids, values = _list_rows(top, top_scores, video_array)
-    n_users, n_videos = len(user_ids), len(catalog.video_ids)
     write_started = time.perf_counter()
-    versions = {
-        "gold.candidates": lake.write_partition(
-            CANDIDATES,
-            settings,
-            pa.table({USER_ID: pa.array(user_ids), "video_ids": ids, "scores": values, **common(n_users)}),
-            date,
-        ),
-        "gold.user_embeddings": lake.write_partition(
-            USER_EMBEDDINGS,
-            settings,
-            pa.table(
-                {USER_ID: pa.array(user_ids), "embedding": _embedding_column(user_vectors), **common(n_users)}
-            ),
-            date,
-        ),
-        "gold.video_embeddings": lake.write_partition(
-            VIDEO_EMBEDDINGS,
-            settings,
-            pa.table(
-                {
-                    VIDEO_ID: pa.array(catalog.video_ids),
-                    "embedding": _embedding_column(video_vectors),
-                    **common(n_videos),
-                }
-            ),
-            date,
-        ),
-    }
+    versions = write_outputs(
+        settings,
+        date,
+        Provenance(trained.version, generated_at),
+        ScoredNight(user_ids, catalog.video_ids, user_vectors, video_vectors, top, top_scores),
+    )
     write_seconds = time.perf_counter() - write_started
     ann = build_ann_index(video_vectors, catalog.video_ids, trained.path / "ann", date)
     ann["recall@100_vs_exact"] = round(ann_recall(ann["path"], user_vectors, video_vectors), 4)
+    n_users = len(user_ids)
     lengths = (top >= 0).sum(axis=1)
     return {
         "date": date,
         "model_version": trained.version,
         "users": n_users,
-        "videos": n_videos,
+        "videos": len(catalog.video_ids),
         "fresh_videos": int(fresh.sum()),
         "candidates_per_user": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 2)},
         "fresh_candidates_per_user": round(float(fresh[np.maximum(top, 0)][top >= 0].sum() / n_users), 2),
@@ -228,6 +195,78 @@ def score(date: str, settings: Settings, trained: TrainedModel | None = None) ->
         "ann_index": ann,
         "generated_at": generated_at.isoformat(),
         "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def watched_matrix(
+    settings: Settings, date: str, user_ids: list[str], items: dict[str, int]
+) -> sp.csr_matrix:
+    """(U, I) binary: the catalog videos each user watched up to ``date`` (never recommended again)."""
+    seen = watched(settings, until=date)
+    return pairs_matrix(
+        seen.column(USER_ID).to_pylist(),
+        seen.column(VIDEO_ID).to_pylist(),
+        {u: i for i, u in enumerate(user_ids)},
+        items,
+    )
+
+
+@dataclass
+class Provenance:
+    """What every gold row of a night carries: which model produced it, and when."""
+
+    model_version: str
+    generated_at: datetime
+
+    def columns(self, date: str, n: int) -> dict[str, pa.Array]:
+        """``model_version, generated_at, event_timestamp, dt`` columns of ``n`` rows of night ``date``."""
+        return {
+            MODEL_VERSION: pa.array([self.model_version] * n, pa.string()),
+            GENERATED_AT: pa.array([self.generated_at] * n, pa.timestamp("us", tz="UTC")),
+            EVENT_TIMESTAMP: pa.array([feature_timestamp(date)] * n, pa.timestamp("us", tz="UTC")),
+            DT: pa.array([date] * n, pa.string()),
+        }
+
+
+@dataclass
+class ScoredNight:
+    """The night's retrieval results, in the row orders of ``user_ids`` and ``video_ids``."""
+
+    user_ids: list[str]
+    video_ids: list[str]
+    user_vectors: np.ndarray  # (U, D)
+    video_vectors: np.ndarray  # (I, D)
+    top: np.ndarray  # (U, N) item indices, -1 padded
+    top_scores: np.ndarray  # (U, N)
+
+
+def write_outputs(
+    settings: Settings, date: str, provenance: Provenance, night: ScoredNight
+) -> dict[str, int]:
+    """Replace night ``date``'s partitions of gold.candidates, user_embeddings and video_embeddings.
+
+    Returns:
+        The Delta version written, per table.
+    """
+    n_users, n_videos = len(night.user_ids), len(night.video_ids)
+    ids, values = _list_rows(night.top, night.top_scores, np.asarray(night.video_ids, dtype=object))
+    users = pa.array(night.user_ids)
+    candidates = {USER_ID: users, VIDEO_IDS: ids, SCORES: values}
+    user_embeddings = {USER_ID: users, EMBEDDING: _embedding_column(night.user_vectors)}
+    video_embeddings = {
+        VIDEO_ID: pa.array(night.video_ids),
+        EMBEDDING: _embedding_column(night.video_vectors),
+    }
+    rows = (
+        (CANDIDATES, candidates, n_users),
+        (USER_EMBEDDINGS, user_embeddings, n_users),
+        (VIDEO_EMBEDDINGS, video_embeddings, n_videos),
+    )
+    return {
+        f"{table.layer}.{table.name}": lake.write_partition(
+            table, settings, pa.table({**columns, **provenance.columns(date, n)}), date
+        )
+        for table, columns, n in rows
     }
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +36,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from models.two_tower.config import TwoTowerConfig
 from reelrec import lake
 from reelrec.catalog import (
     DT,
+    DURATION_MS,
     EVENT_TIMESTAMP,
     EVENT_TS,
     EVENT_TYPE,
     EVENTS,
+    IMPRESSION,
+    LIKE,
     RECENT_HISTORY_LEN,
+    SHARE,
+    SKIP,
+    UPLOAD_TS,
     USER_FEATURES,
     USER_ID,
     VIDEO_CONTENT,
     VIDEO_FEATURES,
     VIDEO_ID,
     VIDEOS,
+    VIEW,
     WATCH_MS,
 )
 from reelrec.dates import add_days, date_range
@@ -59,19 +66,24 @@ from reelrec.settings import Settings
 
 FEATURE_SERVICE = "two_tower_v1"
 LABEL = "label"  # 1 positive, 0 hard negative
+EXAMPLES_FILE = "examples.parquet"
 POSITIVE_HISTORY = "positive_history"  # the user's positives of the nights before, newest first
 VIDEO_AGE = "video_age_hours"  # hours from upload to the impression: freshness, known for every video
-EXAMPLE_COLUMNS = (
-    USER_ID,
-    VIDEO_ID,
-    DT,
-    EVENT_TIMESTAMP,
-    LABEL,
-    VIDEO_AGE,
-    "watch_fraction",
-    "liked",
-    "shared",
-)
+WATCH_FRACTION = "watch_fraction"  # longest view / duration
+LIKED = "liked"
+SHARED = "shared"
+EXAMPLE_COLUMNS = (USER_ID, VIDEO_ID, DT, EVENT_TIMESTAMP, LABEL, VIDEO_AGE, WATCH_FRACTION, LIKED, SHARED)
+
+
+@dataclass(frozen=True)
+class TrainingSetConfig:
+    """What becomes a training example and how it is labelled; shared by every model trained on it."""
+
+    train_days: int = 3  # nights before D whose impressions become examples (recent tastes and trends)
+    completion_threshold: float = 0.8  # a view of >= 80 % of the duration is a positive
+    hard_negative_fraction: float = 0.2  # a skip or a view < 20 % is a hard negative
+    history_days: int = 7  # nights of a user's positives pooled as their taste (user tower)
+    max_examples_per_user: int = 150  # per label, over the window: heavy users do not dominate
 
 
 class NoTrainingDataError(NothingToDoError):
@@ -88,7 +100,7 @@ def _sample_rank(keys: pa.Array) -> np.ndarray:
     return np.fromiter((zlib.crc32(k.encode()) for k in keys.to_pylist()), dtype=np.int64, count=len(keys))
 
 
-def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Table:
+def labels(settings: Settings, dates: list[str], cfg: TrainingSetConfig) -> pa.Table:
     """Label every (user, video, dt) impression of ``dates`` from bronze.events.
 
     Returns:
@@ -101,13 +113,24 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
     )
     if not events.num_rows:
         return pa.table({c: [] for c in EXAMPLE_COLUMNS})
+    durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, DURATION_MS, UPLOAD_TS, DT])
+    impressions = _impressions(events).join(durations, keys=[VIDEO_ID, DT], join_type="left outer")
+    return _label_impressions(impressions, cfg)
+
+
+def _impressions(events: pa.Table) -> pa.Table:
+    """One row per impressed (user, video, dt): first impression time, longest view, what else happened.
+
+    Columns ``impression_ts_min``, ``view_ms_max`` and ``is_<type>_any`` for impression, view, skip,
+    like and share.
+    """
     kind = events.column(EVENT_TYPE)
     flags = {
-        "is_impression": pc.equal(kind, "impression"),
-        "is_view": pc.equal(kind, "view"),
-        "is_skip": pc.equal(kind, "skip"),
-        "is_like": pc.equal(kind, "like"),
-        "is_share": pc.equal(kind, "share"),
+        "is_impression": pc.equal(kind, IMPRESSION),
+        "is_view": pc.equal(kind, VIEW),
+        "is_skip": pc.equal(kind, SKIP),
+        "is_like": pc.equal(kind, LIKE),
+        "is_share": pc.equal(kind, SHARE),
     }
     for name, flag in flags.items():
         events = events.append_column(name, flag)
@@ -131,12 +154,12 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
             ("is_share", "any"),
         ]
     )
-    grouped = grouped.filter(pc.field("is_impression_any"))
-    durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, "duration_ms", "upload_ts", DT])
-    grouped = grouped.join(durations, keys=[VIDEO_ID, DT], join_type="left outer")
-    duration = (
-        pc.fill_null(grouped.column("duration_ms"), 1).to_numpy(zero_copy_only=False).astype(np.float64)
-    )
+    return grouped.filter(pc.field("is_impression_any"))
+
+
+def _label_impressions(grouped: pa.Table, cfg: TrainingSetConfig) -> pa.Table:
+    """Examples (:data:`EXAMPLE_COLUMNS`) of :func:`_impressions` rows joined to the night's catalog."""
+    duration = pc.fill_null(grouped.column(DURATION_MS), 1).to_numpy(zero_copy_only=False).astype(np.float64)
     fraction = grouped.column("view_ms_max").to_numpy(zero_copy_only=False).astype(np.float64) / np.maximum(
         duration, 1.0
     )
@@ -149,10 +172,10 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
     # nothing: without `viewed &` its fraction of 0 would make it a hard negative.
     hard_negative = ~positive & (skipped | (viewed & (fraction < cfg.hard_negative_fraction)))
     # A video missing from that night's catalog snapshot has no duration (nor upload time): no label.
-    in_catalog = grouped.column("duration_ms").is_valid().to_numpy(zero_copy_only=False)
+    in_catalog = grouped.column(DURATION_MS).is_valid().to_numpy(zero_copy_only=False)
     keep = (positive | hard_negative) & in_catalog
     age_us = pc.subtract(
-        grouped.column("impression_ts_min").cast(pa.int64()), grouped.column("upload_ts").cast(pa.int64())
+        grouped.column("impression_ts_min").cast(pa.int64()), grouped.column(UPLOAD_TS).cast(pa.int64())
     )
     age_hours = pc.fill_null(age_us, 0).to_numpy(zero_copy_only=False) / 3.6e9
     out = pa.table(
@@ -163,15 +186,15 @@ def labels(settings: Settings, dates: list[str], cfg: TwoTowerConfig) -> pa.Tabl
             EVENT_TIMESTAMP: grouped.column("impression_ts_min"),
             LABEL: pa.array(positive.astype(np.int8)),
             VIDEO_AGE: pa.array(np.maximum(age_hours, 0.0).astype(np.float32)),
-            "watch_fraction": pa.array(fraction.astype(np.float32)),
-            "liked": pa.array(liked),
-            "shared": pa.array(shared),
+            WATCH_FRACTION: pa.array(fraction.astype(np.float32)),
+            LIKED: pa.array(liked),
+            SHARED: pa.array(shared),
         }
     ).filter(pa.array(keep))
     return out.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
 
 
-def positive_histories(settings: Settings, until: str, cfg: TwoTowerConfig) -> dict[str, list[str]]:
+def positive_histories(settings: Settings, until: str, cfg: TrainingSetConfig) -> dict[str, list[str]]:
     """Each user's positive videos of the ``history_days`` nights ending at ``until``, newest first.
 
     The strongest taste signal a user has: what they watched to the end, liked or shared lately
@@ -226,7 +249,7 @@ def table_versions(settings: Settings) -> dict[str, int | None]:
     }
 
 
-def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
+def build(date: str, settings: Settings, cfg: TrainingSetConfig | None = None) -> dict[str, Any]:
     """Write the training set for evaluation date ``D``: examples of the nights before D.
 
     Returns:
@@ -235,66 +258,26 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     Raises:
         NoTrainingDataError: when no night before D has labelled impressions (the first night).
     """
-    cfg = cfg or TwoTowerConfig()
+    cfg = cfg or TrainingSetConfig()
     started = time.perf_counter()
-    first = add_days(date, -cfg.train_days)
-    available = lake.partition_dates(EVENTS, settings)
-    featured = lake.partition_dates(USER_FEATURES, settings)
-    # A night's impressions were served with the features of the night before: without those (the
-    # platform's first night) every example would look like a brand-new user and video.
-    dates = [
-        d
-        for d in date_range(add_days(date, -1), cfg.train_days)
-        if d in available and add_days(d, -1) in featured
-    ]
+    dates = training_nights(date, settings, cfg)
     # Labels of the training nights and of the nights their positive histories reach back to, once.
+    available = lake.partition_dates(EVENTS, settings)
     labelled_nights = [
         d for d in date_range(add_days(date, -1), cfg.train_days + cfg.history_days) if d in available
     ]
     labelled = labels(settings, labelled_nights, cfg) if dates else None
-    if labelled is not None:
-        in_window = pc.is_in(labelled.column(DT), value_set=pa.array(dates, pa.string()))
-        examples = cap_per_user(labelled.filter(in_window), cfg.max_examples_per_user)
-    else:
-        examples = None
-    if examples is None or not pc.sum(examples.column(LABEL)).as_py():
-        raise NoTrainingDataError(
-            f"training set for dt={date}: no night in [{first}, {add_days(date, -1)}] has both labelled "
-            "impressions in bronze.events and the features of the night before in silver.user_features; "
-            "the model plane needs two earlier nights"
-        )
-    # Each example's positive history: the nights before its own (point in time, like the features).
-    histories = {d: histories_of(labelled, add_days(d, -1), cfg.history_days) for d in dates}
-    examples = examples.append_column(
-        POSITIVE_HISTORY,
-        pa.array(
-            [
-                histories[d].get(u, [])
-                for u, d in zip(
-                    examples.column(USER_ID).to_pylist(), examples.column(DT).to_pylist(), strict=True
-                )
-            ],
-            pa.list_(pa.string()),
-        ),
-    )
+    examples = _capped_examples(date, labelled, dates, cfg)
+    assert labelled is not None  # there are examples, so there were labels
+    examples = with_positive_histories(examples, labelled, dates, cfg)
     feast_started = time.perf_counter()
-    from reelrec.feast_store import historical_features
-
-    entity_df = examples.select([USER_ID, VIDEO_ID, EVENT_TIMESTAMP]).to_pandas()
-    features = historical_features(settings, entity_df, FEATURE_SERVICE)
+    joined = _with_features(examples, settings)
     feast_seconds = time.perf_counter() - feast_started
-    feature_columns = [c for c in features.columns if "__" in c]
-    joined = examples
-    for column in feature_columns:
-        joined = joined.append_column(column, pa.array(features[column].tolist(), from_pandas=True))
     out = training_set_dir(settings, date)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "examples.parquet.tmp"
-    pq.write_table(joined, tmp)
-    tmp.replace(out / "examples.parquet")
+    _write_examples(joined, out)
     facts = {
         "date": date,
-        "path": str(out / "examples.parquet"),
+        "path": str(out / EXAMPLES_FILE),
         "dates": dates,
         "feature_service": FEATURE_SERVICE,
         "examples": joined.num_rows,
@@ -310,13 +293,93 @@ def build(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     return facts
 
 
+def training_nights(date: str, settings: Settings, cfg: TrainingSetConfig) -> list[str]:
+    """The ``train_days`` nights before ``date`` with events in bronze and features the night before.
+
+    A night's impressions were served with the features of the night before: without those (the
+    platform's first night) every example would look like a brand-new user and video.
+    """
+    available = lake.partition_dates(EVENTS, settings)
+    featured = lake.partition_dates(USER_FEATURES, settings)
+    return [
+        d
+        for d in date_range(add_days(date, -1), cfg.train_days)
+        if d in available and add_days(d, -1) in featured
+    ]
+
+
+def _capped_examples(
+    date: str, labelled: pa.Table | None, dates: list[str], cfg: TrainingSetConfig
+) -> pa.Table:
+    """The labelled impressions of the training ``dates``, capped per user.
+
+    Raises:
+        NoTrainingDataError: when they hold no positive.
+    """
+    examples = None
+    if labelled is not None:
+        in_window = pc.is_in(labelled.column(DT), value_set=pa.array(dates, pa.string()))
+        examples = cap_per_user(labelled.filter(in_window), cfg.max_examples_per_user)
+    if examples is None or not pc.sum(examples.column(LABEL)).as_py():
+        raise NoTrainingDataError(
+            f"training set for dt={date}: no night in [{add_days(date, -cfg.train_days)}, "
+            f"{add_days(date, -1)}] has both labelled "
+            "impressions in bronze.events and the features of the night before in silver.user_features; "
+            "the model plane needs two earlier nights"
+        )
+    return examples
+
+
+def with_positive_histories(
+    examples: pa.Table, labelled: pa.Table, dates: list[str], cfg: TrainingSetConfig
+) -> pa.Table:
+    """``examples`` plus :data:`POSITIVE_HISTORY`: the user's positives of the nights before the example's.
+
+    Point in time, like the features: an example of night d sees the ``history_days`` nights up to d-1.
+    """
+    histories = {d: histories_of(labelled, add_days(d, -1), cfg.history_days) for d in dates}
+    return examples.append_column(
+        POSITIVE_HISTORY,
+        pa.array(
+            [
+                histories[d].get(u, [])
+                for u, d in zip(
+                    examples.column(USER_ID).to_pylist(), examples.column(DT).to_pylist(), strict=True
+                )
+            ],
+            pa.list_(pa.string()),
+        ),
+    )
+
+
+def _with_features(examples: pa.Table, settings: Settings) -> pa.Table:
+    """``examples`` plus the ``<view>__<feature>`` columns of :data:`FEATURE_SERVICE`, joined by Feast."""
+    from reelrec.feast_store import historical_features
+
+    entity_df = examples.select([USER_ID, VIDEO_ID, EVENT_TIMESTAMP]).to_pandas()
+    features = historical_features(settings, entity_df, FEATURE_SERVICE)
+    feature_columns = [c for c in features.columns if "__" in c]
+    joined = examples
+    for column in feature_columns:
+        joined = joined.append_column(column, pa.array(features[column].tolist(), from_pandas=True))
+    return joined
+
+
+def _write_examples(examples: pa.Table, folder: Path) -> None:
+    """Replace ``folder/examples.parquet`` atomically (write a temporary file, then rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{EXAMPLES_FILE}.tmp"
+    pq.write_table(examples, tmp)
+    tmp.replace(folder / EXAMPLES_FILE)
+
+
 def load(date: str, settings: Settings) -> pa.Table:
     """The training set built for ``date``.
 
     Raises:
         FileNotFoundError: naming the path and the command that builds it.
     """
-    path = training_set_dir(settings, date) / "examples.parquet"
+    path = training_set_dir(settings, date) / EXAMPLES_FILE
     if not path.exists():
         raise FileNotFoundError(
             f"no training set for dt={date} at {path}; run python -m models.training_set --date {date}"

@@ -1,4 +1,9 @@
-"""The frozen configuration of the two-tower retrieval model and of the data it is trained on."""
+"""The frozen configuration of the two-tower retrieval model and of the data it is trained on.
+
+The training-data fields mirror :class:`models.training_set.TrainingSetConfig` (same names and
+defaults) so that a saved ``config.json`` says everything the model was trained with;
+:attr:`TwoTowerConfig.training_set` hands them to the shared training set.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,21 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from models.training_set import TrainingSetConfig
+
+_DATA = TrainingSetConfig()  # the defaults of the shared training set
+
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
     """Everything that decides what the model is; saved with every artifact."""
 
-    # --- training data (models.training_set)
-    train_days: int = 3  # nights before D whose impressions become examples (recent tastes and trends)
-    completion_threshold: float = 0.8  # a view of >= 80 % of the duration is a positive
-    hard_negative_fraction: float = 0.2  # a skip or a view < 20 % is a hard negative
-    history_days: int = 7  # nights of a user's positives pooled as their taste (user tower)
-    max_examples_per_user: int = 150  # per label, over the window: heavy users do not dominate
+    # --- training data (models.training_set.TrainingSetConfig: see there what each one means)
+    train_days: int = _DATA.train_days
+    completion_threshold: float = _DATA.completion_threshold
+    hard_negative_fraction: float = _DATA.hard_negative_fraction
+    history_days: int = _DATA.history_days  # also the nights of positives the user tower pools
+    max_examples_per_user: int = _DATA.max_examples_per_user
 
     # --- architecture (models.two_tower.model)
     embedding_dim: int = 64  # output of both towers, unit-normalised
@@ -43,6 +52,17 @@ class TwoTowerConfig:
     top_n: int = 100  # candidates kept per user
     fresh_slots: int = 10  # of top_n, reserved for videos uploaded on D (they have no interactions yet)
     block_size: int = 2048  # users per block of the exact matrix multiply
+
+    @property
+    def training_set(self) -> TrainingSetConfig:
+        """The training-data fields as the shared training set's own configuration."""
+        return TrainingSetConfig(
+            train_days=self.train_days,
+            completion_threshold=self.completion_threshold,
+            hard_negative_fraction=self.hard_negative_fraction,
+            history_days=self.history_days,
+            max_examples_per_user=self.max_examples_per_user,
+        )
 
     def to_json(self) -> str:
         """Stable JSON of every field (sorted keys)."""

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from models.two_tower.artifacts import TrainedModel
 from models.two_tower.inputs import (
     REQUEST_AGE,
     ContentLookup,
@@ -24,9 +25,17 @@ from models.two_tower.inputs import (
     video_inputs,
     video_numeric,
 )
-from models.two_tower.train import TrainedModel
 from reelrec import lake
-from reelrec.catalog import USER_FEATURES, USER_ID, VIDEO_FEATURES, VIDEO_ID, VIDEOS
+from reelrec.catalog import (
+    DT,
+    RECENT_VIDEO_IDS,
+    UPLOAD_TS,
+    USER_FEATURES,
+    USER_ID,
+    VIDEO_FEATURES,
+    VIDEO_ID,
+    VIDEOS,
+)
 from reelrec.dates import day_bounds
 from reelrec.settings import Settings
 
@@ -55,24 +64,24 @@ def load_catalog(
     ``requested_at`` is when the recommendations are meant to be served: each video's age at that
     moment (``video_age_hours``, at least 0) is its freshness feature.
     """
-    videos = lake.read(VIDEOS, settings, dates=[catalog_date], columns=[VIDEO_ID, "upload_ts"]).sort_by(
+    videos = lake.read(VIDEOS, settings, dates=[catalog_date], columns=[VIDEO_ID, UPLOAD_TS]).sort_by(
         VIDEO_ID
     )
     age_us = pc.subtract(
-        pa.scalar(requested_at, videos.schema.field("upload_ts").type).cast(pa.int64()),
-        videos.column("upload_ts").cast(pa.int64()),
+        pa.scalar(requested_at, videos.schema.field(UPLOAD_TS).type).cast(pa.int64()),
+        videos.column(UPLOAD_TS).cast(pa.int64()),
     )
     videos = videos.append_column(
         REQUEST_AGE, pc.max_element_wise(pc.divide(age_us.cast(pa.float64()), 3.6e9), 0.0)
     )
     if features_date is not None and lake.exists(VIDEO_FEATURES, settings):
         features = lake.read(VIDEO_FEATURES, settings, dates=[features_date])
-        joined = videos.join(features.drop_columns(["dt"]), keys=VIDEO_ID, join_type="left outer").sort_by(
+        joined = videos.join(features.drop_columns([DT]), keys=VIDEO_ID, join_type="left outer").sort_by(
             VIDEO_ID
         )
     else:
         joined = videos
-    return Catalog(joined.column(VIDEO_ID).to_pylist(), joined.column("upload_ts"), joined)
+    return Catalog(joined.column(VIDEO_ID).to_pylist(), joined.column(UPLOAD_TS), joined)
 
 
 def load_users(settings: Settings, features_date: str, user_ids: list[str] | None = None) -> pa.Table:
@@ -80,7 +89,7 @@ def load_users(settings: Settings, features_date: str, user_ids: list[str] | Non
 
     A user of ``user_ids`` without a row (signed up on the evaluated day) gets nulls.
     """
-    features = lake.read(USER_FEATURES, settings, dates=[features_date]).drop_columns(["dt"])
+    features = lake.read(USER_FEATURES, settings, dates=[features_date]).drop_columns([DT])
     if user_ids is None:
         return features.sort_by(USER_ID)
     # Arrow joins cannot carry list columns (recent_video_ids): take rows by position instead.
@@ -103,7 +112,7 @@ def embed_users(
         x = user_numeric({c: part.column(c) for c in part.column_names}, part.num_rows)
         inputs = user_inputs(
             x,
-            part.column("recent_video_ids").to_pylist(),
+            part.column(RECENT_VIDEO_IDS).to_pylist(),
             trained.space,
             content,
             user_ids=part.column(USER_ID).to_pylist(),

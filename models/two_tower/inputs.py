@@ -21,15 +21,30 @@ import torch
 
 from models.two_tower.config import TwoTowerConfig
 from models.two_tower.model import PAD_ID, UNKNOWN_ID, UserInputs, VideoInputs
-from reelrec.catalog import CREATOR_ID, FRAME_EMBEDDING_DIM, RECENT_HISTORY_LEN, TEXT_EMBEDDING_DIM, VIDEO_ID
+from reelrec.catalog import (
+    AGE_HOURS,
+    CREATOR_ID,
+    FRAME_EMBEDDING,
+    FRAME_EMBEDDING_DIM,
+    RECENT_HISTORY_LEN,
+    TEXT_EMBEDDING,
+    TEXT_EMBEDDING_DIM,
+    TRENDING_SCORE,
+    VIDEO_ID,
+    WATCH_MS,
+    windowed_names,
+)
 from reelrec.settings import Settings
 
-USER_COUNTS = tuple(f"{p}_{w}d" for p in ("impressions", "views", "watch_ms") for w in (1, 7, 28)) + (
+USER_COUNTS = (
+    *windowed_names("impressions"),
+    *windowed_names("views"),
+    *windowed_names(WATCH_MS),
     "active_days_28d",
 )
 USER_RATES = ("completion_rate_7d", "completion_rate_28d", "like_rate_28d")
 REQUEST_AGE = "video_age_hours"  # hours from upload to the moment of the request (training: impression)
-VIDEO_COUNTS = tuple(f"{p}_{w}d" for p in ("impressions", "views") for w in (1, 7, 28)) + ("age_hours",)
+VIDEO_COUNTS = (*windowed_names("impressions"), *windowed_names("views"), AGE_HOURS)
 VIDEO_FRESHNESS = (REQUEST_AGE,)
 VIDEO_RATES = (
     "completion_rate_7d",
@@ -38,7 +53,7 @@ VIDEO_RATES = (
     "avg_watch_fraction_1d",
     "avg_watch_fraction_7d",
 )
-VIDEO_SIGNED = ("trending_score",)
+VIDEO_SIGNED = (TRENDING_SCORE,)
 USER_VIEW = "user_daily_engagement"
 VIDEO_VIEW = "video_daily_performance"
 CONTENT_VIEW = "video_static_content"
@@ -141,8 +156,8 @@ class ContentLookup:
         ids = table.column(VIDEO_ID).to_pylist()
         return cls(
             index={v: i for i, v in enumerate(ids)},
-            text=_matrix(table.column("text_embedding").to_pylist(), TEXT_EMBEDDING_DIM),
-            frame=_matrix(table.column("frame_embedding").to_pylist(), FRAME_EMBEDDING_DIM),
+            text=_matrix(table.column(TEXT_EMBEDDING).to_pylist(), TEXT_EMBEDDING_DIM),
+            frame=_matrix(table.column(FRAME_EMBEDDING).to_pylist(), FRAME_EMBEDDING_DIM),
             creator=table.column(CREATOR_ID).to_pylist(),
         )
 
@@ -303,8 +318,8 @@ def video_inputs(
     ``content`` (evaluation and scoring read the table directly).
     """
     if joined is not None:
-        text = _matrix(list(joined["text_embedding"]), TEXT_EMBEDDING_DIM)
-        frame = _matrix(list(joined["frame_embedding"]), FRAME_EMBEDDING_DIM)
+        text = _matrix(list(joined[TEXT_EMBEDDING]), TEXT_EMBEDDING_DIM)
+        frame = _matrix(list(joined[FRAME_EMBEDDING]), FRAME_EMBEDDING_DIM)
         creators = list(joined[CREATOR_ID])
     else:
         rows = content.rows(video_ids)

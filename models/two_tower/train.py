@@ -1,27 +1,16 @@
 """Train the two-tower model of night D on the point-in-time training set of the nights before D.
 
 ``train(D, settings, cfg)`` reads the training set (:mod:`models.training_set`), fits the feature
-space, trains on CPU with a fixed seed and saves a versioned artifact folder::
-
-    REELREC_HOME/models/two_tower/<model_version>/
-        model.pt             state_dict (load with torch.load(..., weights_only=True))
-        config.json          TwoTowerConfig
-        feature_space.json   id vocabulary and standardisation statistics
-        training.json        losses per epoch, examples, seconds, Delta versions of the inputs
-        metrics.json         written by models.evaluate
-    REELREC_HOME/models/two_tower/dt=D.json   which version night D trained
-
-``model_version`` is ``two_tower_v1-<D>-<hash of weights and feature space>``: retraining the same
-night on the same data gives the same version.
+space, trains on CPU with a fixed seed and saves a versioned artifact folder
+(:mod:`models.two_tower.artifacts`), adding ``training.json``: losses per epoch, examples, seconds
+and the Delta versions of the inputs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +19,7 @@ import pyarrow.compute as pc
 import torch
 
 from models import training_set
+from models.two_tower import artifacts, embed
 from models.two_tower.config import TwoTowerConfig
 from models.two_tower.inputs import (
     CONTENT_VIEW,
@@ -45,39 +35,10 @@ from models.two_tower.inputs import (
     video_numeric,
 )
 from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
-from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM, USER_ID, VIDEO_ID
+from reelrec.catalog import RECENT_VIDEO_IDS, USER_ID, VIDEO_ID
 from reelrec.dates import add_days, day_bounds
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
-
-MODEL_NAME = "two_tower_v1"
-
-
-@dataclass
-class TrainedModel:
-    """A loaded model with everything needed to embed users and videos."""
-
-    version: str
-    cfg: TwoTowerConfig
-    space: FeatureSpace
-    model: TwoTower
-    path: Path
-
-
-def model_root(settings: Settings) -> Path:
-    return settings.models / "two_tower"
-
-
-def build_model(cfg: TwoTowerConfig, space: FeatureSpace) -> TwoTower:
-    return TwoTower(
-        cfg,
-        n_ids=space.n_ids,
-        n_user_numeric=len(space.user_mean),
-        n_video_numeric=len(space.video_mean),
-        text_dim=TEXT_EMBEDDING_DIM,
-        frame_dim=FRAME_EMBEDDING_DIM,
-        n_user_ids=space.n_user_ids,
-    )
 
 
 def _take_users(x: UserInputs, idx: torch.Tensor) -> UserInputs:
@@ -114,7 +75,7 @@ def prepare(
     video_ids = positives.column(VIDEO_ID).to_pylist()
     user_ids = positives.column(USER_ID).to_pylist()
     space = FeatureSpace.fit(video_ids, user_x, video_x, cfg, user_ids=user_ids)
-    histories = positives.column(f"{USER_VIEW}__recent_video_ids").to_pylist()
+    histories = positives.column(f"{USER_VIEW}__{RECENT_VIDEO_IDS}").to_pylist()
     positive_history = (
         positives.column(training_set.POSITIVE_HISTORY).to_pylist()
         if training_set.POSITIVE_HISTORY in positives.column_names
@@ -235,8 +196,6 @@ def catalog_negatives(
     q_of: dict[str, float],
 ) -> CatalogNegatives:
     """Encode the catalog snapshot of D-1 (features of D-2, age at D-1 00:00) as negatives."""
-    from models.two_tower import embed
-
     last = add_days(date, -1)
     catalog = embed.load_catalog(settings, last, add_days(last, -1), requested_at=day_bounds(last)[0])
     x = video_numeric(
@@ -257,14 +216,6 @@ def catalog_negatives(
     )
 
 
-def _version(date: str, model: TwoTower, space: FeatureSpace) -> str:
-    digest = hashlib.sha256(space.to_json().encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return f"{MODEL_NAME}-{date}-{digest.hexdigest()[:8]}"
-
-
 def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
     """Train night D's model on the training set built for D and save its artifacts.
 
@@ -279,7 +230,7 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     positives = examples.filter(pc.equal(examples.column(training_set.LABEL), 1))
     content = ContentLookup.from_lake(settings)
     space, users, videos, log_q = prepare(positives, content, cfg)
-    model = build_model(cfg, space)
+    model = artifacts.build_model(cfg, space)
     fit_started = time.perf_counter()
     positive_ids = positives.column(VIDEO_ID).to_pylist()
     uniques, inverse, counts = positive_counts(positive_ids)
@@ -291,12 +242,8 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
     keys = torch.from_numpy(inverse.astype(np.int64) + UNKNOWN_ID + 1)
     losses = fit(model, users, videos, log_q, cfg, keys=keys, catalog=catalog)
     fit_seconds = time.perf_counter() - fit_started
-    version = _version(date, model, space)
-    path = model_root(settings) / version
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path / "model.pt")
-    (path / "config.json").write_text(cfg.to_json())
-    (path / "feature_space.json").write_text(space.to_json())
+    path = artifacts.save(date, settings, model, space, cfg)
+    version = path.name
     facts = {
         "date": date,
         "model_version": version,
@@ -313,30 +260,8 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
         "seconds": round(time.perf_counter() - started, 2),
     }
     (path / "training.json").write_text(json.dumps(facts, indent=2))
-    pointer = model_root(settings) / f"dt={date}.json"
-    pointer.write_text(json.dumps({"date": date, "model_version": version, "path": str(path)}))
+    artifacts.point_to(date, settings, path)
     return facts
-
-
-def load(date: str, settings: Settings) -> TrainedModel:
-    """The model night ``date`` trained.
-
-    Raises:
-        FileNotFoundError: naming the night and the command that trains it.
-    """
-    pointer = model_root(settings) / f"dt={date}.json"
-    if not pointer.exists():
-        raise FileNotFoundError(
-            f"no two-tower model trained for dt={date} ({pointer}); "
-            f"run python -m models.two_tower.train --date {date}"
-        )
-    path = Path(json.loads(pointer.read_text())["path"])
-    cfg = TwoTowerConfig.from_json((path / "config.json").read_text())
-    space = FeatureSpace.from_json((path / "feature_space.json").read_text())
-    model = build_model(cfg, space)
-    model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
-    model.eval()
-    return TrainedModel(version=path.name, cfg=cfg, space=space, model=model, path=path)
 
 
 def main(date: str, settings: Settings) -> dict[str, Any]:

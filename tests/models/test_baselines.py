@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from models.baselines import (
-    covisitation_matrix,
-    covisitation_scores,
-    popularity_scores,
-    user_history_matrix,
-)
+from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores
+from models.interactions import user_history_matrix
 
 # Three users, four items. user0: {0, 1, 2} (item 0 twice), user1: {1, 2}, user2: {3}.
 USERS = np.array([0, 0, 0, 0, 1, 1, 2])
@@ -64,11 +60,6 @@ def test_covisitation_caps_each_user_to_latest_items() -> None:
     expected[0, 2] = expected[2, 0] = 1  # user0
     expected[1, 2] = expected[2, 1] = 1  # user1
     np.testing.assert_array_equal(covisit.toarray(), expected)
-
-
-def test_history_without_order_keeps_everything_once() -> None:
-    history = user_history_matrix(USERS, ITEMS, N_USERS, N_ITEMS, max_items_per_user=1)
-    np.testing.assert_array_equal(history.toarray(), [[1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]])
 
 
 def test_covisitation_scores_and_popularity_fallback() -> None:

@@ -81,6 +81,7 @@ def test_video_text_joins_caption_and_hashtags(
 
 
 # ---------------------------------------------------------------- encode_texts (real model)
+@pytest.mark.torch
 def test_encode_texts_gives_unit_float32_rows() -> None:
     embeddings = encode_texts(["pasta with garlic", "#gym #legs", ""], batch_size=2)
 
@@ -90,6 +91,7 @@ def test_encode_texts_gives_unit_float32_rows() -> None:
     assert not np.allclose(embeddings[0], embeddings[1])
 
 
+@pytest.mark.torch
 def test_encode_texts_of_nothing_is_an_empty_matrix() -> None:
     embeddings = encode_texts([])
 
@@ -97,6 +99,7 @@ def test_encode_texts_of_nothing_is_an_empty_matrix() -> None:
     assert embeddings.dtype == np.float32
 
 
+@pytest.mark.torch
 def test_encode_texts_is_deterministic_and_independent_of_batching() -> None:
     texts = ["a cat on a skateboard", "street food tour in Bangkok", "how to tie a tie"]
 
@@ -106,6 +109,7 @@ def test_encode_texts_is_deterministic_and_independent_of_batching() -> None:
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 
+@pytest.mark.torch
 def test_encode_texts_places_related_videos_closer() -> None:
     pasta, spaghetti, deadlift = encode_texts(
         ["pasta recipe with garlic sauce", "homemade spaghetti dinner", "heavy deadlift workout at the gym"]
@@ -114,6 +118,7 @@ def test_encode_texts_places_related_videos_closer() -> None:
     assert _cosine(pasta, spaghetti) > _cosine(pasta, deadlift) + 0.2
 
 
+@pytest.mark.torch
 def test_text_model_is_loaded_once_per_process() -> None:
     assert content.text_model() is content.text_model()
 
@@ -142,6 +147,7 @@ def test_transform_content_refuses_misaligned_embeddings() -> None:
 
 
 # ---------------------------------------------------------------- the stage on a tiny lake
+@pytest.mark.torch
 def test_main_encodes_each_video_once_and_reruns_replace(settings: Settings) -> None:
     _write_snapshot(settings, D1, _old_videos(D1))
     first = main(D1, settings)
@@ -184,6 +190,7 @@ def test_main_encodes_each_video_once_and_reruns_replace(settings: Settings) -> 
     assert rows.column("frame_embedding").to_pylist()[0] == pytest.approx(snapshot["v1"]["frame_embedding"])
 
 
+@pytest.mark.torch
 def test_main_writes_the_partition_when_nothing_is_new(settings: Settings) -> None:
     _write_snapshot(settings, D1, _old_videos(D1))
     first = main(D1, settings)
@@ -197,6 +204,7 @@ def test_main_writes_the_partition_when_nothing_is_new(settings: Settings) -> No
     assert load_content(settings).num_rows == 3
 
 
+@pytest.mark.torch
 def test_load_content_filters_ids(settings: Settings) -> None:
     _write_snapshot(settings, D1, _old_videos(D1))
     main(D1, settings)
@@ -207,6 +215,7 @@ def test_load_content_filters_ids(settings: Settings) -> None:
     assert load_content(settings, video_ids=[]).num_rows == 0
 
 
+@pytest.mark.torch
 def test_load_content_keeps_the_earliest_night_when_nights_ran_out_of_order(settings: Settings) -> None:
     _write_snapshot(settings, D1, _old_videos(D1))
     _write_snapshot(settings, D2, _old_videos(D2) + _new_on_d2(D2))
@@ -230,6 +239,7 @@ def test_main_without_the_snapshot_names_table_and_date(settings: Settings) -> N
     assert not lake.exists(VIDEO_CONTENT, settings)
 
 
+@pytest.mark.torch
 def test_cli_prints_the_facts(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     _write_snapshot(settings, D1, _old_videos(D1))
 

@@ -7,8 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from models.training_set import LABEL, NoTrainingDataError, build, cap_per_user, labels
-from models.two_tower.config import TwoTowerConfig
+from models.training_set import LABEL, NoTrainingDataError, TrainingSetConfig, build, cap_per_user, labels
 from reelrec.catalog import EVENTS, VIDEOS
 from reelrec.settings import Settings
 from tests.spark_jobs.tiny import D, event, ts, video, write_bronze
@@ -82,7 +81,7 @@ def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
 
 
 def test_labels_of_one_night(lake_with_events: Settings) -> None:
-    out = labels(lake_with_events, [D], TwoTowerConfig())
+    out = labels(lake_with_events, [D], TrainingSetConfig())
     # (user, video, dt, first impression, label, hours from upload to impression, liked, shared)
     assert _rows(out) == [
         ("u1", "v1", D, ts(f"{D}T10:00:00"), 1, 12.0, False, False),
@@ -97,15 +96,15 @@ def test_labels_of_one_night(lake_with_events: Settings) -> None:
 
 
 def test_labels_keep_each_night_apart(lake_with_events: Settings) -> None:
-    out = labels(lake_with_events, [PREV, D], TwoTowerConfig())
+    out = labels(lake_with_events, [PREV, D], TrainingSetConfig())
     assert out.num_rows == 7  # v1 is in both snapshots: one example per (user, video, dt), no fan-out
     assert _rows(out)[0] == ("u1", "v1", PREV, ts(f"{PREV}T23:00:00"), 1, 1.0, False, False)
-    assert _rows(out)[1:] == _rows(labels(lake_with_events, [D], TwoTowerConfig()))
-    assert labels(lake_with_events, [PREV], TwoTowerConfig()).num_rows == 1
+    assert _rows(out)[1:] == _rows(labels(lake_with_events, [D], TrainingSetConfig()))
+    assert labels(lake_with_events, [PREV], TrainingSetConfig()).num_rows == 1
 
 
 def test_labels_follow_the_configured_thresholds(lake_with_events: Settings) -> None:
-    strict = TwoTowerConfig(completion_threshold=0.9, hard_negative_fraction=0.6)
+    strict = TrainingSetConfig(completion_threshold=0.9, hard_negative_fraction=0.6)
     out = labels(lake_with_events, [D], strict)
     by_pair = {(r["user_id"], r["video_id"]): r[LABEL] for r in out.to_pylist()}
     # u1/v1 (80 %) is no longer complete and not below 60 %: dropped.
@@ -189,7 +188,7 @@ def test_build_with_only_hard_negatives_before_d_raises(settings: Settings) -> N
         event("s2", "skip", "u1", "v1", f"{PREV}T23:00:01", watch_ms=300),
     ]
     write_bronze(settings, EVENTS, [*skips, *[e for e in _events() if e["dt"] == D]])
-    assert labels(settings, [PREV], TwoTowerConfig()).column(LABEL).to_pylist() == [0]
+    assert labels(settings, [PREV], TrainingSetConfig()).column(LABEL).to_pylist() == [0]
     with pytest.raises(NoTrainingDataError, match=f"dt={D}"):
         build(D, settings)
 
@@ -199,7 +198,7 @@ def test_build_skips_nights_served_without_features_of_the_night_before(settings
     # the night before it): the platform's first night never becomes training data.
     write_bronze(settings, VIDEOS, _videos())
     write_bronze(settings, EVENTS, _events())
-    assert labels(settings, [PREV], TwoTowerConfig()).column(LABEL).to_pylist().count(1) >= 1
+    assert labels(settings, [PREV], TrainingSetConfig()).column(LABEL).to_pylist().count(1) >= 1
     with pytest.raises(NoTrainingDataError, match="features of the night before in silver.user_features"):
         build(D, settings)
 
@@ -209,10 +208,10 @@ def test_positive_histories_are_point_in_time_newest_first_and_distinct(settings
 
     write_bronze(settings, VIDEOS, _videos())
     write_bronze(settings, EVENTS, _events())
-    cfg = TwoTowerConfig(history_days=2)
+    cfg = TrainingSetConfig(history_days=2)
     # Up to the night before D, only u1's completed view of v1 on PREV is known.
     assert positive_histories(settings, PREV, cfg) == {"u1": ["v1"]}
     # Up to D: D's positives join, newest first; v1 of u1 (PREV and D) appears once.
     assert positive_histories(settings, D, cfg) == {"u1": ["v2", "v1"], "u3": ["v1", "v4"]}
     # A one-night window ending at D no longer sees PREV.
-    assert positive_histories(settings, D, TwoTowerConfig(history_days=1))["u1"] == ["v2", "v1"]
+    assert positive_histories(settings, D, TrainingSetConfig(history_days=1))["u1"] == ["v2", "v1"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
+from models.training_set import TrainingSetConfig
+from models.two_tower.artifacts import build_model, load, model_root, model_version, point_to, save
 from models.two_tower.config import TwoTowerConfig
 from models.two_tower.inputs import (
     CONTENT_VIEW,
@@ -42,7 +44,7 @@ from models.two_tower.model import (
     VideoInputs,
     in_batch_softmax_loss,
 )
-from models.two_tower.train import build_model, fit, load, model_root, prepare
+from models.two_tower.train import fit, prepare
 from reelrec.catalog import FRAME_EMBEDDING_DIM, RECENT_HISTORY_LEN, TEXT_EMBEDDING_DIM
 from reelrec.settings import Settings
 
@@ -81,6 +83,7 @@ def _random_inputs(batch: int, n_ids: int, seed: int) -> tuple[UserInputs, Video
 
 
 # ------------------------------------------------------------------------------------------ towers
+@pytest.mark.torch
 @hypothesis_settings(max_examples=20, deadline=None)
 @given(batch=st.integers(2, 16), n_videos=st.integers(1, 30), seed=st.integers(0, 2**16))
 def test_towers_return_unit_directions_and_a_bounded_bias(batch: int, n_videos: int, seed: int) -> None:
@@ -104,6 +107,7 @@ def test_towers_return_unit_directions_and_a_bounded_bias(batch: int, n_videos: 
     torch.testing.assert_close(u @ v.T, u[:, :-1] @ v[:, :-1].T + v[:, -1])  # cosine + bias(video)
 
 
+@pytest.mark.torch
 def test_history_pool_ignores_padding_and_order() -> None:
     torch.manual_seed(0)
     model = build_model(SMALL, _space(10)).eval()
@@ -118,6 +122,7 @@ def test_history_pool_ignores_padding_and_order() -> None:
 
 
 # ------------------------------------------------------------------------------------------ loss
+@pytest.mark.torch
 def test_loss_by_hand_with_and_without_log_q() -> None:
     users = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     videos = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
@@ -153,6 +158,7 @@ def _batch(seed: int, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("with_log_q", [False, True])
 def test_duplicate_positive_is_not_its_own_negative(with_log_q: bool) -> None:
     users, videos = _batch(seed=3)
@@ -171,6 +177,7 @@ def test_duplicate_positive_is_not_its_own_negative(with_log_q: bool) -> None:
     assert users.grad is not None and torch.isfinite(users.grad).all()
 
 
+@pytest.mark.torch
 def test_unknown_id_duplicates_are_not_masked() -> None:
     # UNKNOWN_ID lumps different videos together (fresh uploads, rare videos): they stay negatives.
     users, videos = _batch(seed=4)
@@ -244,6 +251,7 @@ def _train_once() -> tuple[TwoTower, list[float], UserInputs, VideoInputs]:
     return model, fit(model, users, videos, log_q, TINY), users, videos
 
 
+@pytest.mark.torch
 def test_tiny_training_run_reduces_loss_deterministically() -> None:
     model, losses, users, videos = _train_once()
     assert len(losses) == TINY.epochs
@@ -263,6 +271,7 @@ def test_tiny_training_run_reduces_loss_deterministically() -> None:
 
 
 # ------------------------------------------------------------------------------------------ round trips
+@pytest.mark.torch
 def test_state_dict_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
     space, users, videos, log_q, _ = _topic_problem()
     torch.manual_seed(1)
@@ -278,6 +287,7 @@ def test_state_dict_round_trip_gives_identical_embeddings(tmp_path: Path) -> Non
         assert torch.equal(model.embed_videos(videos), reloaded.embed_videos(videos))
 
 
+@pytest.mark.torch
 def test_load_reads_the_artifact_folder_of_a_night(tmp_path: Path, settings: Settings) -> None:
     date = "2026-11-10"
     with pytest.raises(FileNotFoundError, match=f"dt={date}"):
@@ -298,6 +308,41 @@ def test_load_reads_the_artifact_folder_of_a_night(tmp_path: Path, settings: Set
     with torch.no_grad():
         assert torch.equal(trained.model.embed_users(users), model.embed_users(users))
         assert torch.equal(trained.model.embed_videos(videos), model.embed_videos(videos))
+
+
+@pytest.mark.torch
+def test_save_names_the_version_by_weights_and_load_restores_it(settings: Settings) -> None:
+    date = "2026-11-10"
+    space = _space(5)
+    torch.manual_seed(3)
+    model = build_model(SMALL, space).eval()
+    path = save(date, settings, model, space, SMALL)
+    assert path.name == model_version(date, model, space)
+    assert path.name.startswith(f"two_tower_v1-{date}-") and len(path.name.rsplit("-", 1)[1]) == 8
+    torch.manual_seed(4)
+    assert model_version(date, build_model(SMALL, space), space) != path.name
+    point_to(date, settings, path)
+    assert json.loads((model_root(settings) / f"dt={date}.json").read_text()) == {
+        "date": date,
+        "model_version": path.name,
+        "path": str(path),
+    }
+    trained = load(date, settings)
+    assert trained.version == path.name and trained.path == path
+    assert trained.cfg == SMALL and trained.space == space
+    users, videos = _random_inputs(3, space.n_ids, seed=5)
+    with torch.no_grad():
+        assert torch.equal(trained.model.embed_videos(videos), model.embed_videos(videos))
+
+
+def test_config_forwards_the_training_data_fields_with_the_same_defaults() -> None:
+    shared = {f.name for f in fields(TrainingSetConfig)}
+    assert shared <= {f.name for f in fields(TwoTowerConfig)}
+    assert TwoTowerConfig().training_set == TrainingSetConfig()
+    cfg = TwoTowerConfig(train_days=2, completion_threshold=0.5, history_days=3, max_examples_per_user=9)
+    assert cfg.training_set == TrainingSetConfig(
+        train_days=2, completion_threshold=0.5, history_days=3, max_examples_per_user=9
+    )
 
 
 def test_config_json_round_trip() -> None:

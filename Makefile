@@ -29,14 +29,16 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-fast: skip the slow end-to-end and services tiers
+## test-fast: every tier but `slow` and `services`: unit tests, and Spark, GX, Feast and torch on tiny data.
+## No test in it takes over ~10 s: the 10 slowest are printed, and one that drifts past that gets `slow`.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not services" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not services" --durations=10 $(PYTEST_ARGS)
 
+## lint: ruff (lint, Airflow rules included, and format) over the repo; mypy over every package
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy reelrec spark_jobs models
+	$(BIN)/mypy reelrec spark_jobs models feature_repo dags synthetic_world
 
 ## ui: start Airflow locally on the project's DAGs (the runs of `make run` are visible there)
 ui: setup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,8 @@ from reelrec.runs import resolve_run_date
 
 pytestmark = pytest.mark.airflow
 
-EXPECTED_EDGES = {
+# The order of the night: each task and the tasks that must finish before it.
+PIPELINE_EDGES = {
     ("run_date", "check_landing"),
     ("check_landing", "ingest_events"),
     ("check_landing", "ingest_catalogs"),
@@ -28,7 +29,6 @@ EXPECTED_EDGES = {
     ("creator_features", "validate_features"),
     ("validate_features", "feast_apply"),
     ("feast_apply", "feast_materialize"),
-    ("feast_materialize", "record_run"),
     ("validate_features", "content_embeddings"),
     ("content_embeddings", "publish_content"),
     ("feast_apply", "publish_content"),
@@ -39,8 +39,33 @@ EXPECTED_EDGES = {
     ("evaluate", "score"),
     ("score", "validate_outputs"),
     ("validate_outputs", "publish"),
-    ("publish", "record_run"),
 }
+# Every task whose facts the run manifest records (record_run takes their XCom results).
+RECORDED = (
+    "check_landing",
+    "ingest_events",
+    "ingest_catalogs",
+    "validate_bronze",
+    "user_features",
+    "video_features",
+    "creator_features",
+    "validate_features",
+    "feast_apply",
+    "feast_materialize",
+    "content_embeddings",
+    "publish_content",
+    "training_set",
+    "train",
+    "evaluate",
+    "score",
+    "validate_outputs",
+    "publish",
+)
+# Tasks that take the run's date D from run_date (feast_apply registers definitions: no date).
+DATED = (*(task for task in RECORDED if task != "feast_apply"), "record_run")
+EXPECTED_EDGES = (
+    PIPELINE_EDGES | {("run_date", task) for task in DATED} | {(task, "record_run") for task in RECORDED}
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +83,24 @@ def test_dagbag_imports_without_errors(dagbag) -> None:
 def test_dag_policy(dagbag) -> None:
     dag = dagbag.dags["reelrec_nightly"]
     assert dag.catchup is False
+    assert dag.max_active_runs == 1  # nights run in order: each trains on the ones before
     assert {"reelrec", "nightly"} <= set(dag.tags)
     assert dag.doc_md and "logical date" in dag.doc_md
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.start_date is not None and dag.start_date.utcoffset() == timedelta(0)
+    assert "date" in dag.params  # a manual run may pin D
     for task in dag.tasks:
-        assert task.retries == 2, task.task_id
         assert task.owner == "reelrec", task.task_id
+        assert task.retries == 2, task.task_id
+        assert task.retry_delay == timedelta(minutes=5), task.task_id
 
 
 def test_task_graph(dagbag) -> None:
     dag = dagbag.dags["reelrec_nightly"]
     edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
-    missing = EXPECTED_EDGES - edges
-    assert not missing, f"missing edges: {sorted(missing)}"
+    missing, extra = EXPECTED_EDGES - edges, edges - EXPECTED_EDGES
+    assert not missing and not extra, f"missing edges: {sorted(missing)}; unexpected edges: {sorted(extra)}"
+    assert set(dag.task_ids) == {"run_date", "record_run", *RECORDED}
     # Nothing reaches the online store without passing both validation gates.
     materialize = dag.get_task("feast_materialize")
     upstream = materialize.get_flat_relative_ids(upstream=True)

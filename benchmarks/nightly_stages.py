@@ -19,12 +19,11 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date as Date
-from datetime import timedelta
 from typing import Any
 
 from reelrec import lake
 from reelrec.catalog import TABLES
+from reelrec.dates import add_days, cli_date
 from reelrec.settings import Settings
 
 STAGES: list[tuple[str, str, tuple[str, ...]]] = [
@@ -36,8 +35,8 @@ STAGES: list[tuple[str, str, tuple[str, ...]]] = [
     ("video_features", "spark_jobs.video_features:main", ("video_features",)),
     ("creator_features", "spark_jobs.creator_features:main", ("creator_features",)),
     ("validate_features", "reelrec.validation:gate", ()),
-    ("feast_apply", "reelrec.feast_store:apply", ()),
-    ("feast_materialize", "reelrec.feast_store:materialize", ()),
+    ("feast_apply", "feature_repo.registry:apply", ()),
+    ("feast_materialize", "feature_repo.materialize:materialize", ()),
     ("content_embeddings", "models.content:main", ("video_content",)),
     ("publish_content", "models.publish:publish_content", ()),
     ("training_set", "models.training_set:main", ()),
@@ -62,7 +61,7 @@ def _peak_rss_mb() -> float:
 
 
 def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str, Any]]:
-    from reelrec.synthetic import generate
+    from synthetic_world import generate
 
     results: list[dict[str, Any]] = []
     metrics: list[dict[str, Any]] = []
@@ -72,7 +71,7 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
     from models.training_set import NoTrainingDataError
 
     for offset in range(days):
-        date = (Date.fromisoformat(start) + timedelta(days=offset)).isoformat()
+        date = add_days(start, offset)
         skip_models = False
         for stage, entry, tables in STAGES:
             if skip_models and stage in MODEL_PLANE:
@@ -114,7 +113,7 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="small", choices=["tiny", "small", "medium"])
-    parser.add_argument("--start", default="2026-11-01")
+    parser.add_argument("--start", default="2026-11-01", type=cli_date)
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--home", default=None, help="REELREC_HOME (default: a fresh temp folder)")
     parser.add_argument("--json", action="store_true")

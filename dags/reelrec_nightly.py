@@ -90,47 +90,56 @@ def check_landing(date: str) -> Facts:
 
 @task(outlets=BRONZE[:1])
 def ingest_events(date: str) -> Facts:
+    """Land D's events into bronze ``events``: schema check, dedup by ``event_id``, bad rows quarantined."""
     return _call("spark_jobs.ingest_events:main", date)
 
 
 @task(outlets=BRONZE[1:])
 def ingest_catalogs(date: str) -> Facts:
+    """Land D's video, user and creator snapshots and new follows into bronze."""
     return _call("spark_jobs.ingest_catalogs:main", date)
 
 
 @task
 def validate_bronze(date: str) -> Facts:
+    """Run the "bronze" suite on D's partitions; a violation fails the night here."""
     return _call("reelrec.validation:gate", "bronze", date)
 
 
 @task(outlets=[USER_FEATURES])
 def user_features(date: str) -> Facts:
+    """Per-user activity as of the end of D (1/7/28-day windows) into silver ``user_features``."""
     return _call("spark_jobs.user_features:main", date)
 
 
 @task(outlets=[VIDEO_FEATURES])
 def video_features(date: str) -> Facts:
+    """Per-video performance as of the end of D into silver ``video_features``."""
     return _call("spark_jobs.video_features:main", date)
 
 
 @task(outlets=[CREATOR_FEATURES])
 def creator_features(date: str) -> Facts:
+    """Per-creator audience and output as of the end of D into silver ``creator_features``."""
     return _call("spark_jobs.creator_features:main", date)
 
 
 @task
 def validate_features(date: str) -> Facts:
+    """Run the "features" suite on D's silver partitions."""
     return _call("reelrec.validation:gate", "features", date)
 
 
 @task
 def feast_apply() -> Facts:
-    return _call("reelrec.feast_store:apply")
+    """Register the Feast repository's entities, sources, feature views and services."""
+    return _call("feature_repo.registry:apply")
 
 
 @task(outlets=[ONLINE_FEATURES])
 def feast_materialize(date: str) -> Facts:
-    return _call("reelrec.feast_store:materialize", date)
+    """Materialize D's validated features into the online store."""
+    return _call("feature_repo.materialize:materialize", date)
 
 
 @task(outlets=[VIDEO_CONTENT])
@@ -141,6 +150,7 @@ def content_embeddings(date: str) -> Facts:
 
 @task
 def publish_content(date: str) -> Facts:
+    """Materialize the content embeddings written on D into the online store."""
     return _call("models.publish:publish_content", date)
 
 
@@ -152,6 +162,7 @@ def training_set(date: str) -> Facts:
 
 @task(outlets=[MODEL])
 def train(date: str) -> Facts:
+    """Train the two-tower retrieval model on the nights before D."""
     return _call("models.two_tower.train:main", date)
 
 
@@ -163,11 +174,13 @@ def evaluate(date: str) -> Facts:
 
 @task(outlets=GOLD)
 def score(date: str) -> Facts:
+    """Candidates, user/video embeddings and the ANN index of every active user, as of D."""
     return _call("models.score:main", date)
 
 
 @task
 def validate_outputs(date: str) -> Facts:
+    """Run the "outputs" suite on D's gold partitions."""
     return _call("reelrec.validation:gate", "outputs", date)
 
 
@@ -197,7 +210,9 @@ def record_run(date: str, facts: dict[str, Facts | None]) -> str:
     doc_md=__doc__,
 )
 def reelrec_nightly() -> None:
-    date = run_date()
+    # Calling a task returns an XComArg that stands for its value at run time (D here, facts below);
+    # mypy cannot see through the decorator, hence the ``Any`` annotations.
+    date: Any = run_date()
     landing = check_landing(date)
     events = ingest_events(date)
     catalogs = ingest_catalogs(date)
@@ -228,29 +243,27 @@ def reelrec_nightly() -> None:
     outputs >> outputs_ok
     published = publish(date)
     outputs_ok >> published
-    record_run(
-        date,
-        {
-            "check_landing": landing,
-            "ingest_events": events,
-            "ingest_catalogs": catalogs,
-            "validate_bronze": bronze_ok,
-            "user_features": users,
-            "video_features": videos,
-            "creator_features": creators,
-            "validate_features": features_ok,
-            "feast_apply": applied,
-            "feast_materialize": online,
-            "content_embeddings": content,
-            "publish_content": content_online,
-            "training_set": examples,
-            "train": model,
-            "evaluate": metrics,
-            "score": outputs,
-            "validate_outputs": outputs_ok,
-            "publish": published,
-        },
-    )
+    facts: dict[str, Any] = {
+        "check_landing": landing,
+        "ingest_events": events,
+        "ingest_catalogs": catalogs,
+        "validate_bronze": bronze_ok,
+        "user_features": users,
+        "video_features": videos,
+        "creator_features": creators,
+        "validate_features": features_ok,
+        "feast_apply": applied,
+        "feast_materialize": online,
+        "content_embeddings": content,
+        "publish_content": content_online,
+        "training_set": examples,
+        "train": model,
+        "evaluate": metrics,
+        "score": outputs,
+        "validate_outputs": outputs_ok,
+        "publish": published,
+    }
+    record_run(date, facts)
 
 
 reelrec_nightly()

@@ -6,8 +6,8 @@ overwrite removed are never read. Feast's default ``file`` offline store would r
 file in the folder, stale ones included, so it must not be used with these sources.
 
 Paths come from :class:`reelrec.settings.Settings` (``REELREC_HOME``) when this module is imported;
-:func:`delta_source` builds the same source for any other settings (``reelrec.feast_store`` does
-that so one process can serve several homes, e.g. in tests).
+:func:`delta_source` builds the same source for any other settings (:mod:`feature_repo.registry`
+does that so one process can serve several homes, e.g. in tests).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def delta_source(table: Table, settings: Settings) -> FileSource:
     """A Feast source over the Delta table ``table`` in ``settings``' lake.
 
     ``event_timestamp`` (end of ``dt``) drives point-in-time joins; the ``dt`` partition column is
-    not a feature and is never selected.
+    not a feature and is never selected. The ``table`` tag names the catalog table, which is how
+    :mod:`feature_repo.materialize` finds a registered view's rows in the lake.
     """
     return FileSource(
         name=source_name(table),

@@ -1,10 +1,9 @@
 """Entry point for the Feast CLI, which reads the repo through this file only (see .feastignore).
 
-The pipeline applies the repo with :func:`reelrec.feast_store.apply`; this file lets a data
+The pipeline applies the repo with :func:`feature_repo.registry.apply`; this file lets a data
 engineer use Feast's own tools on the same definitions, e.g.::
 
-    python -c "from reelrec.feast_store import render_config; from reelrec.settings import Settings; \\
-        print(render_config(Settings.from_env()))"
+    python -m feature_repo.store_config    # renders $REELREC_HOME/feast/feature_store.yaml
     feast -c feature_repo -f "$REELREC_HOME/feast/feature_store.yaml" plan
 """
 

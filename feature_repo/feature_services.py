@@ -19,13 +19,14 @@ from feature_repo.feature_views import (
     video_daily_performance_fv,
     video_static_content_fv,
 )
+from reelrec.catalog import CREATOR_ID, FRAME_EMBEDDING, TEXT_EMBEDDING
 
 two_tower_v1 = FeatureService(
     name="two_tower_v1",
     features=[
         user_daily_engagement_fv,
         video_daily_performance_fv,
-        video_static_content_fv[["creator_id", "text_embedding", "frame_embedding"]],
+        video_static_content_fv[[CREATOR_ID, TEXT_EMBEDDING, FRAME_EMBEDDING]],
     ],
     description="Inputs of the two-tower retrieval model v1: user engagement (user tower), video "
     "performance and content embeddings (video tower).",

@@ -2,7 +2,9 @@
 
 Names read ``<entity>_<grain>_<topic>``. Every field takes its name and type from the table catalog
 (:mod:`reelrec.catalog`) through :func:`catalog_field`, so a column renamed or retyped there fails
-here at import time instead of surprising a model at serving time.
+here at import time instead of surprising a model at serving time. Windowed columns are generated
+as the catalog generates them (:func:`windowed_fields` over ``catalog.WINDOWS``), so a new window
+appears in the catalog and the views together.
 
 Rows are valid from ``event_timestamp`` = end of ``dt``; the two-day TTL lets a consumer ride out
 one missed night but never serves features older than that.
@@ -29,11 +31,19 @@ from feature_repo.data_sources import (
 )
 from feature_repo.entities import creator, user, video
 from reelrec.catalog import (
+    AGE_HOURS,
     CANDIDATES,
     CREATOR_FEATURES,
     CREATOR_ID,
+    EMBEDDING,
+    FOLLOWERS_TOTAL,
+    FRAME_EMBEDDING,
     GENERATED_AT,
     MODEL_VERSION,
+    RECENT_VIDEO_IDS,
+    SCORES,
+    TEXT_EMBEDDING,
+    TRENDING_SCORE,
     TS,
     USER_EMBEDDINGS,
     USER_FEATURES,
@@ -42,7 +52,11 @@ from reelrec.catalog import (
     VIDEO_EMBEDDINGS,
     VIDEO_FEATURES,
     VIDEO_ID,
+    VIDEO_IDS,
+    WATCH_MS,
+    WINDOWS,
     Table,
+    windowed_names,
 )
 
 DAILY_TTL = timedelta(days=2)
@@ -83,6 +97,26 @@ def catalog_field(table: Table, name: str, description: str) -> Field:
     return Field(name=name, dtype=feast_type(table.schema.field(name).type, where), description=description)
 
 
+def _during(window: int) -> str:
+    """The span of a ``window``-day feature in words: ``on dt`` or ``in the N days ending at dt``."""
+    return "on dt" if window == 1 else f"in the {window} days ending at dt"
+
+
+def windowed_fields(table: Table, prefix: str, measure: str, defined_as: str = "") -> list[Field]:
+    """One field per catalog window (:data:`reelrec.catalog.WINDOWS`), named as the catalog names them.
+
+    ``windowed_fields(t, "views", "Videos the user watched", defined_as="(view events)")`` gives
+    ``views_1d`` ("Videos the user watched (view events) on dt."), ``views_7d`` ("Videos the user
+    watched in the 7 days ending at dt.") and ``views_28d``. ``defined_as`` says what is counted; it
+    is written once, in the first window's description.
+    """
+    fields = []
+    for i, (window, name) in enumerate(zip(WINDOWS, windowed_names(prefix), strict=True)):
+        what = f"{measure} {defined_as}" if defined_as and i == 0 else measure
+        fields.append(catalog_field(table, name, f"{what} {_during(window)}."))
+    return fields
+
+
 def _tags(table: Table, topic: str) -> dict[str, str]:
     return {"grain": "daily", "topic": topic, "source_table": f"{table.layer}.{table.name}", "team": "recsys"}
 
@@ -97,15 +131,9 @@ def user_daily_engagement(source: FileSource) -> FeatureView:
         ttl=DAILY_TTL,
         schema=[
             catalog_field(t, USER_ID, "User id (join key)."),
-            catalog_field(t, "impressions_1d", "Videos shown to the user on dt."),
-            catalog_field(t, "impressions_7d", "Videos shown to the user in the 7 days ending at dt."),
-            catalog_field(t, "impressions_28d", "Videos shown to the user in the 28 days ending at dt."),
-            catalog_field(t, "views_1d", "Videos the user watched (view events) on dt."),
-            catalog_field(t, "views_7d", "Videos the user watched in the 7 days ending at dt."),
-            catalog_field(t, "views_28d", "Videos the user watched in the 28 days ending at dt."),
-            catalog_field(t, "watch_ms_1d", "Total watch time in milliseconds on dt."),
-            catalog_field(t, "watch_ms_7d", "Total watch time in milliseconds in the 7 days ending at dt."),
-            catalog_field(t, "watch_ms_28d", "Total watch time in milliseconds in the 28 days ending at dt."),
+            *windowed_fields(t, "impressions", "Videos shown to the user"),
+            *windowed_fields(t, "views", "Videos the user watched", defined_as="(view events)"),
+            *windowed_fields(t, WATCH_MS, "Total watch time in milliseconds"),
             catalog_field(t, "completion_rate_7d", "Share of the user's views in 7 days watched to the end."),
             catalog_field(
                 t, "completion_rate_28d", "Share of the user's views in 28 days watched to the end."
@@ -113,7 +141,7 @@ def user_daily_engagement(source: FileSource) -> FeatureView:
             catalog_field(t, "like_rate_28d", "Likes per view over the 28 days ending at dt."),
             catalog_field(t, "active_days_28d", "Days with at least one event in the 28 days ending at dt."),
             catalog_field(
-                t, "recent_video_ids", "Videos the user watched most recently, newest first (<= 50)."
+                t, RECENT_VIDEO_IDS, "Videos the user watched most recently, newest first (<= 50)."
             ),
         ],
         source=source,
@@ -135,12 +163,8 @@ def video_daily_performance(source: FileSource) -> FeatureView:
         schema=[
             catalog_field(t, VIDEO_ID, "Video id (join key)."),
             catalog_field(t, CREATOR_ID, "Creator who uploaded the video."),
-            catalog_field(t, "impressions_1d", "Times the video was shown on dt."),
-            catalog_field(t, "impressions_7d", "Times the video was shown in the 7 days ending at dt."),
-            catalog_field(t, "impressions_28d", "Times the video was shown in the 28 days ending at dt."),
-            catalog_field(t, "views_1d", "Times the video was watched (view events) on dt."),
-            catalog_field(t, "views_7d", "Times the video was watched in the 7 days ending at dt."),
-            catalog_field(t, "views_28d", "Times the video was watched in the 28 days ending at dt."),
+            *windowed_fields(t, "impressions", "Times the video was shown"),
+            *windowed_fields(t, "views", "Times the video was watched", defined_as="(view events)"),
             catalog_field(
                 t, "completion_rate_7d", "Share of the video's views in 7 days watched to the end."
             ),
@@ -152,9 +176,9 @@ def video_daily_performance(source: FileSource) -> FeatureView:
             catalog_field(
                 t, "avg_watch_fraction_7d", "Mean watch_ms / duration_ms over 7 days ending at dt."
             ),
-            catalog_field(t, "age_hours", "Hours from upload to the end of dt."),
+            catalog_field(t, AGE_HOURS, "Hours from upload to the end of dt."),
             catalog_field(
-                t, "trending_score", "Recency-weighted engagement score used by the trending baseline."
+                t, TRENDING_SCORE, "Recency-weighted engagement score used by the trending baseline."
             ),
         ],
         source=source,
@@ -175,7 +199,7 @@ def creator_daily_audience(source: FileSource) -> FeatureView:
         ttl=DAILY_TTL,
         schema=[
             catalog_field(t, CREATOR_ID, "Creator id (join key)."),
-            catalog_field(t, "followers_total", "Followers at the end of dt."),
+            catalog_field(t, FOLLOWERS_TOTAL, "Followers at the end of dt."),
             catalog_field(t, "new_followers_7d", "Follow edges created in the 7 days ending at dt."),
             catalog_field(t, "uploads_7d", "Videos uploaded in the 7 days ending at dt."),
             catalog_field(t, "uploads_28d", "Videos uploaded in the 28 days ending at dt."),
@@ -205,9 +229,9 @@ def video_static_content(source: FileSource) -> FeatureView:
             catalog_field(t, VIDEO_ID, "Video id (join key)."),
             catalog_field(t, CREATOR_ID, "Creator who uploaded the video."),
             catalog_field(
-                t, "text_embedding", "all-MiniLM-L6-v2 embedding of caption + hashtags (384-d, unit norm)."
+                t, TEXT_EMBEDDING, "all-MiniLM-L6-v2 embedding of caption + hashtags (384-d, unit norm)."
             ),
-            catalog_field(t, "frame_embedding", "Upstream visual embedding of sampled frames (32-d)."),
+            catalog_field(t, FRAME_EMBEDDING, "Upstream visual embedding of sampled frames (32-d)."),
             catalog_field(t, "text_encoder", "Model that produced text_embedding."),
         ],
         source=source,
@@ -228,8 +252,8 @@ def user_daily_candidates(source: FileSource) -> FeatureView:
         ttl=DAILY_TTL,
         schema=[
             catalog_field(t, USER_ID, "User id (join key)."),
-            catalog_field(t, "video_ids", "Candidate videos, best first; never a video the user watched."),
-            catalog_field(t, "scores", "Retrieval score of each candidate (same order as video_ids)."),
+            catalog_field(t, VIDEO_IDS, "Candidate videos, best first; never a video the user watched."),
+            catalog_field(t, SCORES, "Retrieval score of each candidate (same order as video_ids)."),
             catalog_field(t, MODEL_VERSION, "Model version that produced the list."),
             catalog_field(t, GENERATED_AT, "When the scoring job produced the list (UTC)."),
         ],
@@ -250,7 +274,7 @@ def _daily_embedding(
         ttl=DAILY_TTL,
         schema=[
             catalog_field(table, key, f"{entity.name.capitalize()} id (join key)."),
-            catalog_field(table, "embedding", what),
+            catalog_field(table, EMBEDDING, what),
             catalog_field(table, MODEL_VERSION, "Model version that produced the embedding."),
             catalog_field(table, GENERATED_AT, "When the scoring job produced the embedding (UTC)."),
         ],
@@ -289,7 +313,7 @@ user_daily_candidates_fv = user_daily_candidates(candidates_source)
 user_daily_embedding_fv = user_daily_embedding(user_embeddings_source)
 video_daily_embedding_fv = video_daily_embedding(video_embeddings_source)
 
-# Which Delta table feeds which view: reelrec.feast_store rebuilds the views for other settings.
+# Which Delta table feeds which view: feature_repo.registry rebuilds the views for other settings.
 VIEW_BUILDERS: dict[Table, Callable[[FileSource], FeatureView]] = {
     USER_FEATURES: user_daily_engagement,
     VIDEO_FEATURES: video_daily_performance,
@@ -299,15 +323,3 @@ VIEW_BUILDERS: dict[Table, Callable[[FileSource], FeatureView]] = {
     USER_EMBEDDINGS: user_daily_embedding,
     VIDEO_EMBEDDINGS: video_daily_embedding,
 }
-
-# Which DAG step materializes which views (reelrec.feast_store.materialize, ``group=``):
-#   features: the daily silver features, right after the "features" suite passed;
-#   content:  content embeddings of the videos first seen on D (rows valid from their upload);
-#   outputs:  the night's model outputs, only after the "outputs" suite passed (publishing).
-VIEW_GROUPS: dict[str, tuple[str, ...]] = {
-    "features": ("creator_daily_audience", "user_daily_engagement", "video_daily_performance"),
-    "content": ("video_static_content",),
-    "outputs": ("user_daily_candidates", "user_daily_embedding", "video_daily_embedding"),
-}
-BY_DT_VIEWS = frozenset(VIEW_GROUPS["content"])
-"""Views whose rows are not stamped with the end of ``dt``: materialize the ``dt=D`` partition's rows."""

@@ -32,7 +32,7 @@ def _dates(start: str, end: str | None) -> list[str]:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from reelrec.synthetic import generate
+    from synthetic_world import generate
 
     started = time.perf_counter()
     summary = generate(settings, args.preset, args.start, args.days, seed=args.seed)
@@ -99,7 +99,8 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
-    from reelrec.feast_store import format_features, online_features
+    from reelrec.cli_format import format_features
+    from reelrec.feast_store import online_features
 
     if not (args.user or args.video or args.creator):
         raise SystemExit("give at least one of --user, --video, --creator")
@@ -109,7 +110,8 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
-    from reelrec.serving import format_recommendations, recommend
+    from reelrec.cli_format import format_recommendations
+    from reelrec.serving import recommend
 
     if args.k is not None and args.k < 1:
         raise SystemExit(f"--k must be >= 1, got {args.k}")
@@ -156,7 +158,7 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate a world, run every night through Airflow, and show where to look."""
-    from reelrec.synthetic import generate
+    from synthetic_world import generate
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -178,8 +180,9 @@ def _show_results(dates: list[str], settings: Settings) -> int:
     """The end of the demo: the run summary, one user's published recommendations, where to look."""
     from reelrec import lake
     from reelrec.catalog import CANDIDATES
+    from reelrec.cli_format import format_recommendations
     from reelrec.report import format_status, status
-    from reelrec.serving import format_recommendations, recommend
+    from reelrec.serving import recommend
 
     print("\n[reelrec] status (reelrec status)")
     print(format_status(status(settings, limit=len(dates))))

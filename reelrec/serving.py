@@ -179,23 +179,6 @@ class Recommender:
         return _read(self.store, self.service, user_ids, k) if len(user_ids) else []
 
 
-def format_recommendations(rec: dict[str, Any]) -> str:
-    """Render one :func:`recommend` result as text: a header, then rank, video id and score lines."""
-    if not rec.get("found", rec.get("model_version") is not None):
-        return f"user {rec['user_id']}: no candidates in the online store"
-    lines = [
-        f"user {rec['user_id']}",
-        f"  model_version  {rec['model_version']}",
-        f"  generated_at   {rec['generated_at']}",
-        f"  {'rank':>4}  {'video_id':<12}  score",
-    ]
-    lines += [
-        f"  {rank:>4}  {item['video_id']:<12}  {item['score']:.4g}"
-        for rank, item in enumerate(rec["items"], start=1)
-    ]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- Feast feature server (HTTP)
 def feature_server_request(user_ids: Sequence[str]) -> dict[str, Any]:
     """JSON body of a ``POST /get-online-features`` to Feast's feature server for ``user_ids``."""

@@ -1,4 +1,4 @@
-"""The Feast layer on tiny silver Delta tables: apply, historical retrieval, materialize, online read.
+"""The Feast store's whole life on tiny silver Delta tables: apply, historical retrieval, materialize, read.
 
 Real components throughout: delta-rs writes the silver tables, Feast's DuckDB offline store reads
 them through DuckDB's delta extension, SQLite (embedded) or Redis + PostgreSQL (``services``) hold
@@ -17,30 +17,21 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pytest
-import yaml
 
-from feature_repo.feature_services import FEATURE_SERVICES
-from feature_repo.feature_views import VIEW_BUILDERS, feast_type
+from feature_repo import registry
+from feature_repo.materialize import materialize, watermark
 from reelrec import catalog, feast_store, lake
+from reelrec.cli_format import format_features
 from reelrec.settings import Settings
+from tests.feature_repo.test_definitions import ALL_SERVICES, ALL_VIEWS
+
+pytestmark = pytest.mark.feast
 
 D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
 USERS = ("u000001", "u000002")
 VIDEOS = ("v0000001", "v0000002", "v0000003")
 CREATOR = "c00001"
 UPLOADED = datetime(2026, 10, 30, 8, tzinfo=UTC)  # content rows are valid from the upload time
-
-
-ALL_VIEWS = [
-    "creator_daily_audience",
-    "user_daily_candidates",
-    "user_daily_embedding",
-    "user_daily_engagement",
-    "video_daily_embedding",
-    "video_daily_performance",
-    "video_static_content",
-]
-ALL_SERVICES = ["creator_insights_v1", "embeddings_v1", "recommendations_v1", "two_tower_v1"]
 
 
 def end_of(date: str) -> datetime:
@@ -114,7 +105,7 @@ def two_days(settings: Settings) -> Settings:
     """Silver tables holding D1 and D2, and the feature repo applied to the embedded store."""
     write_silver(settings, D1)
     write_silver(settings, D2)
-    feast_store.apply(settings)
+    registry.apply(settings)
     return settings
 
 
@@ -123,101 +114,18 @@ def user_impressions(settings: Settings, user_id: str = USERS[0]) -> Any:
     return result["views"]["user_daily_engagement"]["features"]["impressions_1d"]
 
 
-# ---------------------------------------------------------------- definitions and config
-def test_every_view_field_comes_from_the_catalog_with_description_and_type() -> None:
-    for table, build in VIEW_BUILDERS.items():
-        view = build(_source_for(table))
-        assert view.name.count("_") >= 2 and view.name.split("_")[1] in ("daily", "static"), view.name
-        # daily rows expire after two days; content is valid from upload and never expires
-        assert view.ttl == (timedelta(0) if table is catalog.VIDEO_CONTENT else timedelta(days=2))
-        assert view.owner and view.tags["source_table"] == f"{table.layer}.{table.name}"
-        fields = [*view.entity_columns, *view.features]
-        # every silver column but the partition and the timestamp is served, none invented
-        assert {f.name for f in fields} == set(table.columns) - {catalog.DT, catalog.EVENT_TIMESTAMP}
-        for field in fields:
-            assert field.description, f"{view.name}.{field.name} has no description"
-            assert field.dtype == feast_type(table.schema.field(field.name).type, field.name)
-    recent = next(
-        f
-        for f in VIEW_BUILDERS[catalog.USER_FEATURES](_source_for(catalog.USER_FEATURES)).features
-        if f.name == "recent_video_ids"
-    )
-    assert str(recent.dtype) == "Array(String)"
-
-
-def _source_for(table: catalog.Table) -> Any:
-    from feature_repo.data_sources import delta_source
-
-    return delta_source(table, Settings.from_env("/nonexistent-home"))
-
-
-def test_services_are_versioned_and_two_tower_joins_user_and_video() -> None:
-    services = {s.name: s for s in FEATURE_SERVICES}
-    assert set(services) == {"two_tower_v1", "creator_insights_v1", "recommendations_v1", "embeddings_v1"}
-    two_tower = {p.name for p in services["two_tower_v1"].feature_view_projections}
-    assert two_tower == {"user_daily_engagement", "video_daily_performance", "video_static_content"}
-    assert {p.name for p in services["recommendations_v1"].feature_view_projections} == {
-        "user_daily_candidates"
-    }
-
-
-def test_feast_cli_sees_each_definition_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from feast.repo_operations import parse_repo
-
-    repo = feast_store.repo_dir()
-    monkeypatch.chdir(repo)  # what `feast -c feature_repo plan` does before importing the files
-    monkeypatch.syspath_prepend(str(repo))
-    contents = parse_repo(repo)
-    assert sorted(v.name for v in contents.feature_views) == ALL_VIEWS
-    assert sorted(s.name for s in contents.feature_services) == ALL_SERVICES
-    assert sorted(e.name for e in contents.entities if e.name != "__dummy") == ["creator", "user", "video"]
-
-
-def test_render_config_embedded_uses_absolute_paths_under_feast_home(settings: Settings) -> None:
-    path = feast_store.render_config(settings)
-    config = yaml.safe_load(path.read_text())
-    assert path == settings.feast / "feature_store.yaml"
-    assert config["registry"]["path"] == str(settings.feast / "registry.db")
-    assert config["online_store"] == {"type": "sqlite", "path": str(settings.feast / "online_store.db")}
-    assert config["offline_store"]["type"] == "duckdb"
-    assert config["project"] == "reelrec"
-
-
-def test_render_config_production_takes_endpoints_from_settings(settings: Settings) -> None:
-    prod = dataclasses.replace(
-        settings,
-        feast_env="production",
-        redis_url="redis.internal:6380,db=2",
-        registry_url="postgresql+psycopg://feast@pg.internal:5432/feast",
-        extra={"feast_project": "reelrec_staging"},
-    )
-    config = yaml.safe_load(feast_store.render_config(prod).read_text())
-    assert config["project"] == "reelrec_staging"
-    assert config["online_store"] == {"type": "redis", "connection_string": "redis.internal:6380,db=2"}
-    assert config["registry"]["registry_type"] == "sql"
-    assert config["registry"]["path"] == "postgresql+psycopg://feast@pg.internal:5432/feast"
-    assert config["offline_store"]["type"] == "duckdb"
-
-
-def test_render_config_rejects_unknown_env_and_bad_project(settings: Settings) -> None:
-    with pytest.raises(ValueError, match="REELREC_FEAST_ENV='cloud'"):
-        feast_store.render_config(dataclasses.replace(settings, feast_env="cloud"))
-    with pytest.raises(ValueError, match="project name 'bad-name'"):
-        feast_store.render_config(dataclasses.replace(settings, extra={"feast_project": "bad-name"}))
-
-
 # ---------------------------------------------------------------- the whole life
 def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
     write_silver(settings, D1)
     write_silver(settings, D2)
 
     t0 = time.perf_counter()
-    applied = feast_store.apply(settings)
+    applied = registry.apply(settings)
     apply_s = time.perf_counter() - t0
     assert applied["feature_views"] == ALL_VIEWS
     assert applied["feature_services"] == ALL_SERVICES
     assert applied["entities"] == ["creator", "user", "video"]
-    again = feast_store.apply(settings)
+    again = registry.apply(settings)
     assert {**again, "seconds": 0} == {**applied, "seconds": 0}  # idempotent: same objects, nothing deleted
 
     labels = pd.DataFrame(
@@ -237,7 +145,7 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
     assert [list(v) for v in text] == [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
 
     for date in (D1, D2):
-        report = feast_store.materialize(date, settings)
+        report = materialize(date, settings)
         assert {v["status"] for v in report["views"].values()} == {"materialized"}
     assert report["views"]["user_daily_engagement"] | {"seconds": 0} == {
         "status": "materialized",
@@ -252,9 +160,9 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
         "user_daily_engagement",
         "video_daily_performance",
     }
-    content = feast_store.materialize(D1, settings, group="content")["views"]["video_static_content"]
+    content = materialize(D1, settings, group="content")["views"]["video_static_content"]
     assert content["status"] == "materialized" and content["entities"] == 3
-    nothing_new = feast_store.materialize(D2, settings, group="content")["views"]["video_static_content"]
+    nothing_new = materialize(D2, settings, group="content")["views"]["video_static_content"]
     assert nothing_new == {"status": "skipped", "reason": f"no new rows in dt={D2}"}
 
     t0 = time.perf_counter()
@@ -275,11 +183,11 @@ def test_smoke_apply_historical_materialize_online(settings: Settings) -> None:
 
 
 def test_online_read_of_unknown_user_is_not_found_and_formats(two_days: Settings) -> None:
-    feast_store.materialize(D2, two_days)
+    materialize(D2, two_days)
     result = feast_store.online_features(two_days, user_id="u999999", creator_id=CREATOR)
     assert result["views"]["user_daily_engagement"]["found"] is False
     assert result["views"]["user_daily_engagement"]["features"]["impressions_1d"] is None
-    text = feast_store.format_features(result)
+    text = format_features(result)
     assert "user_daily_engagement  user_id=u999999: not in the online store" in text
     assert "creator_daily_audience  creator_id=c00001  (as of 2026-11-02T23:59:59+00:00)" in text
     assert any(line.split() == ["followers_total", "2000"] for line in text.splitlines())
@@ -336,9 +244,9 @@ def test_historical_features_errors_name_the_problem(two_days: Settings) -> None
 
 # ---------------------------------------------------------------- materialize rules
 def test_backfill_of_an_older_date_never_rolls_the_online_store_back(two_days: Settings) -> None:
-    feast_store.materialize(D2, two_days)
-    feast_store.apply(two_days)  # the nightly DAG re-applies; the registry must keep the watermark
-    backfill = feast_store.materialize(D1, two_days)
+    materialize(D2, two_days)
+    registry.apply(two_days)  # the nightly DAG re-applies; the registry must keep the watermark
+    backfill = materialize(D1, two_days)
     assert backfill["views"]["user_daily_engagement"] == {
         "status": "skipped",
         "reason": f"online store already at dt={D2}",
@@ -349,35 +257,45 @@ def test_backfill_of_an_older_date_never_rolls_the_online_store_back(two_days: S
 
 
 def test_rerun_of_the_same_date_is_allowed_and_picks_up_rewritten_rows(two_days: Settings) -> None:
-    first = feast_store.materialize(D2, two_days)
-    again = feast_store.materialize(D2, two_days)
+    first = materialize(D2, two_days)
+    again = materialize(D2, two_days)
     assert again["views"]["user_daily_engagement"]["status"] == "materialized"
     assert again["views"]["user_daily_engagement"]["rows"] == first["views"]["user_daily_engagement"]["rows"]
     assert user_impressions(two_days) == 20
 
     write_silver(two_days, D2, bump=3)  # the feature job reran D2 with corrected data
-    feast_store.materialize(D2, two_days)
+    materialize(D2, two_days)
     assert user_impressions(two_days) == 50
     view = feast_store.get_store(two_days).get_feature_view("user_daily_engagement")
-    assert feast_store.watermark(view) == datetime(2026, 11, 3, tzinfo=UTC)
+    assert watermark(view) == datetime(2026, 11, 3, tzinfo=UTC)
 
 
 def test_dates_in_order_move_the_online_store_forward(two_days: Settings) -> None:
-    feast_store.materialize(D1, two_days)
+    materialize(D1, two_days)
     assert user_impressions(two_days) == 10
-    feast_store.materialize(D2, two_days)
+    materialize(D2, two_days)
     assert user_impressions(two_days) == 20
 
 
 def test_materialize_a_date_without_feature_rows_fails_naming_table_and_date(two_days: Settings) -> None:
     with pytest.raises(ValueError, match=rf"materialize dt={D3}: table silver\.\w+_features .* has no rows"):
-        feast_store.materialize(D3, two_days)
+        materialize(D3, two_days)
     view = feast_store.get_store(two_days).get_feature_view("user_daily_engagement")
-    assert feast_store.watermark(view) is None  # nothing was materialized
-    with pytest.raises(ValueError, match="logical date '2026-11-3' is not YYYY-MM-DD"):
-        feast_store.materialize("2026-11-3", two_days)
+    assert watermark(view) is None  # nothing was materialized
+    with pytest.raises(ValueError, match="logical date must be YYYY-MM-DD, got '2026-11-3'"):
+        materialize("2026-11-3", two_days)
     with pytest.raises(ValueError, match=r"unknown feature view\(s\) \['nope'\]"):
-        feast_store.materialize(D2, two_days, feature_views=["nope"])
+        materialize(D2, two_days, feature_views=["nope"])
+
+
+def test_materialize_without_the_delta_table_names_view_and_table(settings: Settings) -> None:
+    registry.apply(settings)  # the views are registered, but no feature job has written a table yet
+    with pytest.raises(
+        FileNotFoundError, match=r"feature view creator_daily_audience: .*silver\.creator_features"
+    ):
+        materialize(D1, settings)
+    with pytest.raises(ValueError, match="unknown view group 'nightly'"):
+        materialize(D1, settings, group="nightly")
 
 
 def test_apply_removes_views_that_left_the_repo(two_days: Settings) -> None:
@@ -396,7 +314,7 @@ def test_apply_removes_views_that_left_the_repo(two_days: Settings) -> None:
     )
     store.apply([retired])
     assert "user_daily_retired" in {v.name for v in store.list_feature_views()}
-    result = feast_store.apply(two_days)
+    result = registry.apply(two_days)
     assert result["deleted"] == ["FeatureView:user_daily_retired"]
     assert "user_daily_retired" not in {v.name for v in feast_store.get_store(two_days).list_feature_views()}
 
@@ -434,14 +352,14 @@ def test_production_config_redis_and_postgres_registry(settings: Settings) -> No
     write_silver(prod, D1)
     write_silver(prod, D2)
     try:
-        applied = feast_store.apply(prod)
+        applied = registry.apply(prod)
         assert applied["feast_env"] == "production" and len(applied["feature_views"]) == len(ALL_VIEWS)
         store = feast_store.get_store(prod)
         assert store.config.online_store.type == "redis"
         assert type(store.registry).__name__ == "SqlRegistry"
 
-        assert {v["status"] for v in feast_store.materialize(D2, prod)["views"].values()} == {"materialized"}
-        backfill = feast_store.materialize(D1, prod)
+        assert {v["status"] for v in materialize(D2, prod)["views"].values()} == {"materialized"}
+        backfill = materialize(D1, prod)
         assert backfill["views"]["user_daily_engagement"]["reason"] == f"online store already at dt={D2}"
         online = feast_store.online_features(prod, user_id=USERS[0], video_id=VIDEOS[0])
         assert online["online_store"] == "redis"
@@ -452,7 +370,7 @@ def test_production_config_redis_and_postgres_registry(settings: Settings) -> No
         ]
         assert online["views"]["video_daily_performance"]["features"]["impressions_1d"] == 200
     finally:
-        torn = feast_store.teardown(prod)
+        torn = registry.teardown(prod)
         assert torn["project"] == prod.extra["feast_project"]
     _assert_project_gone(prod.extra["feast_project"])
 

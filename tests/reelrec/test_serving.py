@@ -23,12 +23,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from reelrec import catalog, cli, feast_store, lake
+from feature_repo.materialize import materialize
+from feature_repo.registry import apply
+from reelrec import catalog, cli, lake
+from reelrec.cli_format import format_recommendations
 from reelrec.dates import feature_timestamp
 from reelrec.serving import (
     Recommender,
     feature_server_request,
-    format_recommendations,
     not_found,
     parse_feature_server_response,
     recommend,
@@ -108,14 +110,15 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings.from_env(tmp_path_factory.mktemp("serving") / "reelrec-home")
     for date in (D1, D2):
         write_gold(settings, date)
-    feast_store.apply(settings)
+    apply(settings)
     for date in (D1, D2):
-        report = feast_store.materialize(date, settings, group="outputs")
+        report = materialize(date, settings, group="outputs")
         assert report["views"]["user_daily_candidates"]["status"] == "materialized"
     return settings
 
 
 # ---------------------------------------------------------------- SDK reads
+@pytest.mark.feast
 def test_recommend_serves_the_latest_night_best_first(published: Settings) -> None:
     recs = recommend(published, [U2, U1, U3])
     assert recs == [expected(U2, D2), expected(U1, D2), expected(U3, D1)]
@@ -131,6 +134,7 @@ def test_recommend_serves_the_latest_night_best_first(published: Settings) -> No
     print(f"\nbatched online read of 3 users (warm Recommender): median {median_ms:.2f} ms")
 
 
+@pytest.mark.feast
 def test_k_truncates_and_arguments_are_checked(published: Settings) -> None:
     recs = recommend(published, [U1, U2], k=2)
     assert recs == [expected(U1, D2, k=2), expected(U2, D2, k=2)]
@@ -142,6 +146,7 @@ def test_k_truncates_and_arguments_are_checked(published: Settings) -> None:
         recommend(published, U1)
 
 
+@pytest.mark.feast
 def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
     published: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,15 +177,16 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
     assert recs[2] == expected(U1, D2, k=1)
 
 
+@pytest.mark.feast
 def test_publishing_a_new_night_switches_the_model_version(settings: Settings) -> None:
     write_gold(settings, D1)
     write_gold(settings, D2)
-    feast_store.apply(settings)
-    feast_store.materialize(D1, settings, group="outputs")
+    apply(settings)
+    materialize(D1, settings, group="outputs")
     service = Recommender(settings)  # a long-lived service, started before D2 is published
     assert service([U1, U3]) == [expected(U1, D1), expected(U3, D1)]
 
-    feast_store.materialize(D2, settings, group="outputs")
+    materialize(D2, settings, group="outputs")
     assert service([U1, U3]) == [expected(U1, D2), expected(U3, D1)]  # U3 was not scored on D2
 
     offline = lake.read(catalog.CANDIDATES, settings, dates=[D1]).to_pylist()  # kept for rollback
@@ -203,6 +209,7 @@ def test_format_recommendations_lists_rank_video_and_score() -> None:
 
 
 # ---------------------------------------------------------------- CLI
+@pytest.mark.feast
 def test_cli_recommend_prints_the_json_contract(published: Settings, capsys: pytest.CaptureFixture) -> None:
     home = ["--home", str(published.home)]
     assert cli.main([*home, "recommend", "--user", U1, "--k", "2", "--json"]) == 0
@@ -218,6 +225,7 @@ def test_cli_recommend_prints_the_json_contract(published: Settings, capsys: pyt
     assert "     1  v0000002      0.65" in capsys.readouterr().out.splitlines()
 
 
+@pytest.mark.feast
 def test_cli_recommend_fails_for_a_user_without_candidates(
     published: Settings, capsys: pytest.CaptureFixture
 ) -> None:
@@ -331,6 +339,7 @@ def feature_server(published: Settings, tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
+@pytest.mark.feast
 @pytest.mark.slow
 def test_feature_server_answers_like_the_sdk(published: Settings, feature_server: str) -> None:
     users = [U2, "u999999", U1, U3]

@@ -19,7 +19,12 @@ Both return, per user and in input order::
 in the lake and are given as the shortest decimal that reads back as the same float32 (``0.9``, not
 ``0.8999999761581421``), which keeps their order.
 
-Freshness: a user is ``found`` when the online store holds a list for them. Feast 0.67 flags
+Absent users: a user is ``found`` when the online store holds a list for them. The two online
+stores say "absent" differently: SQLite answers ``NOT_FOUND``, while Feast's Redis store answers
+``PRESENT`` with empty values (it reads a hash that does not exist as fields that are all unset), so
+a user counts as found only when the status is ``PRESENT`` *and* a ``video_ids`` value came back.
+
+Freshness: Feast 0.67 flags
 ``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors, not on this read path, so a
 user whom later nights did not score keeps the last published list; its ``model_version`` and
 ``generated_at`` say which night it came from. A status of ``OUTSIDE_MAX_AGE`` counts as not found.
@@ -81,18 +86,26 @@ def not_found(user_id: str) -> dict[str, Any]:
 
 
 def _assemble(
-    user_ids: Sequence[str], columns: Mapping[str, Sequence[Any]], found: Sequence[bool], k: int | None
+    user_ids: Sequence[str], columns: Mapping[str, Sequence[Any]], present: Sequence[bool], k: int | None
 ) -> list[dict[str, Any]]:
     """Per-user dicts from column-oriented online values (one entry per user in every column).
 
+    ``present[i]`` is whether the store flagged user i's ``video_ids`` as ``PRESENT``; a user is
+    found only when it is and the value is not null (Redis flags absent users ``PRESENT`` with null
+    values, see the module docstring).
+
     Raises:
-        ValueError: naming the user when the stored list's video_ids and scores differ in length.
+        ValueError: naming the user when the stored list's video_ids and scores differ in length, or
+            when a found user's scores, model_version or generated_at is null (a partial write).
     """
     recs = []
     for i, user_id in enumerate(user_ids):
-        if not found[i]:
+        if not present[i] or columns[VIDEO_IDS][i] is None:
             recs.append(not_found(user_id))
             continue
+        nulls = [name for name in (SCORES, VERSION, GENERATED) if columns[name][i] is None]
+        if nulls:
+            raise ValueError(f"feature view {VIEW}, user {user_id}: video_ids stored but {nulls} are null")
         videos, scores = list(columns[VIDEO_IDS][i]), list(columns[SCORES][i])
         if len(videos) != len(scores):
             raise ValueError(
@@ -154,8 +167,8 @@ def _read(
     )
     proto = response.proto
     by_name = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
-    found = [status == FieldStatus.PRESENT for status in by_name[VIDEO_IDS].statuses]
-    return _assemble(ids, response.to_dict(), found, k)
+    present = [status == FieldStatus.PRESENT for status in by_name[VIDEO_IDS].statuses]
+    return _assemble(ids, response.to_dict(), present, k)
 
 
 class Recommender:
@@ -214,5 +227,5 @@ def parse_feature_server_response(body: Mapping[str, Any], k: int | None = None)
             "(request with full_feature_names=true)"
         )
     columns = {name: result["values"] for name, result in results.items()}
-    found = [status == PRESENT for status in results[VIDEO_IDS]["statuses"]]
-    return _assemble(columns[USER_ID], columns, found, k)
+    present = [status == PRESENT for status in results[VIDEO_IDS]["statuses"]]
+    return _assemble(columns[USER_ID], columns, present, k)

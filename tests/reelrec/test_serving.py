@@ -1,11 +1,16 @@
 """The serving read API on tiny gold tables: SDK reads, the CLI and Feast's HTTP feature server.
 
 Gold tables of two nights are written by hand with delta-rs, applied and published (materialized,
-``group="outputs"``) to the embedded SQLite online store, then read back the way services do.
+``group="outputs"``) to the online store, then read back the way services do. Every test that reads
+a store runs on both stores (the ``store`` parameter): the embedded SQLite online store with its
+file registry, and Redis with the PostgreSQL registry (``services``; a Feast project of its own per
+fixture, torn down at the end). The two answer an absent user differently (see
+:mod:`reelrec.serving`), which is what the Redis runs are for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -15,7 +20,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,7 @@ import pyarrow as pa
 import pytest
 
 from feature_repo.materialize import materialize
-from feature_repo.registry import apply
+from feature_repo.registry import apply, teardown
 from reelrec import catalog, cli, lake
 from reelrec.cli_format import format_recommendations
 from reelrec.dates import feature_timestamp
@@ -104,17 +111,63 @@ def expected(user_id: str, date: str, k: int | None = None) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+# The two online stores every store test runs on: SQLite + file registry, Redis + SQL registry.
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", id="redis+postgres", marks=pytest.mark.services),
+]
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def online_store(home: Path, store: str) -> Iterator[Settings]:
+    """Settings of a fresh home on ``store``; a Redis store gets its own Feast project, torn down after.
+
+    The rendered ``feature_store.yaml`` carries the project, so the CLI and the feature server
+    (which open the home's rendered config) read the same project as the SDK.
+    """
+    settings = Settings.from_env(home)
+    if store == "sqlite":
+        yield dataclasses.replace(settings, feast_env="embedded")
+        return
+    for name, port in (("Redis", 6379), ("PostgreSQL", 5432)):
+        if not _reachable(port):
+            pytest.fail(f"{name} is not reachable at 127.0.0.1:{port} (deselect with -m 'not services')")
+    prod = dataclasses.replace(
+        settings, feast_env="production", extra={"feast_project": f"reelrec_test_{uuid.uuid4().hex[:10]}"}
+    )
+    try:
+        yield prod
+    finally:
+        if (prod.feast / "feature_store.yaml").exists():
+            teardown(prod)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A home whose online store holds D1, then D2, published in order (read-only for tests)."""
-    settings = Settings.from_env(tmp_path_factory.mktemp("serving") / "reelrec-home")
-    for date in (D1, D2):
-        write_gold(settings, date)
-    apply(settings)
-    for date in (D1, D2):
-        report = materialize(date, settings, group="outputs")
-        assert report["views"]["user_daily_candidates"]["status"] == "materialized"
-    return settings
+    with online_store(tmp_path_factory.mktemp("serving") / "reelrec-home", request.param) as settings:
+        for date in (D1, D2):
+            write_gold(settings, date)
+        apply(settings)
+        for date in (D1, D2):
+            report = materialize(date, settings, group="outputs")
+            assert report["views"]["user_daily_candidates"]["status"] == "materialized"
+        yield settings
+
+
+@pytest.fixture(params=STORES)
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A fresh home on each store, nothing written yet (for tests that publish themselves)."""
+    with online_store(tmp_path / "reelrec-home", request.param) as settings:
+        yield settings
 
 
 # ---------------------------------------------------------------- SDK reads
@@ -132,6 +185,14 @@ def test_recommend_serves_the_latest_night_best_first(published: Settings) -> No
         seconds.append(time.perf_counter() - started)
     median_ms = statistics.median(seconds) * 1e3
     print(f"\nbatched online read of 3 users (warm Recommender): median {median_ms:.2f} ms")
+
+
+@pytest.mark.feast
+def test_an_absent_user_is_not_found_never_an_error(published: Settings) -> None:
+    # Redis answers an absent key PRESENT with null values; SQLite answers NOT_FOUND. Same result.
+    assert recommend(published, ["u999999"]) == [not_found("u999999")]
+    assert recommend(published, ["u999999"], k=1) == [not_found("u999999")]
+    assert Recommender(published)(["u999999", U3]) == [not_found("u999999"), expected(U3, D1)]
 
 
 @pytest.mark.feast
@@ -178,10 +239,12 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
 
 
 @pytest.mark.feast
-def test_publishing_a_new_night_switches_the_model_version(settings: Settings) -> None:
+def test_publishing_a_new_night_switches_the_model_version(empty_store: Settings) -> None:
+    settings = empty_store
     write_gold(settings, D1)
     write_gold(settings, D2)
     apply(settings)
+    assert recommend(settings, [U1]) == [not_found(U1)]  # applied, nothing published yet
     materialize(D1, settings, group="outputs")
     service = Recommender(settings)  # a long-lived service, started before D2 is published
     assert service([U1, U3]) == [expected(U1, D1), expected(U3, D1)]
@@ -273,6 +336,13 @@ def test_feature_server_request_and_response_parsing() -> None:
     }
     assert parse_feature_server_response(body) == [expected(U1, D2, k=2), not_found("u9")]
     assert parse_feature_server_response(body, k=1) == [expected(U1, D2, k=1), not_found("u9")]
+    redis_form = json.loads(json.dumps(body))  # Redis: an absent user is PRESENT with null values
+    for column in redis_form["results"][1:]:
+        column["statuses"] = ["PRESENT", "PRESENT"]
+    assert parse_feature_server_response(redis_form) == [expected(U1, D2, k=2), not_found("u9")]
+    redis_form["results"][2]["values"][0] = None  # video_ids stored but no model_version: a partial write
+    with pytest.raises(ValueError, match=r"user u000001: video_ids stored but \['user_daily_candidates__mo"):
+        parse_feature_server_response(redis_form)
     body["metadata"]["feature_names"] = {"val": body["metadata"]["feature_names"]}  # protobuf JSON form
     assert parse_feature_server_response(body)[0] == expected(U1, D2, k=2)
     body["metadata"]["feature_names"] = ["user_id", "scores", "model_version", "video_ids", "generated_at"]

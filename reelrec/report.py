@@ -10,6 +10,7 @@ from reelrec import lake
 from reelrec.catalog import QUARANTINE
 from reelrec.runs import read_manifest, table_state
 from reelrec.settings import Settings
+from reelrec.validation import read_reports
 
 
 def quarantine_counts(date: str, settings: Settings) -> dict[str, dict[str, int]]:
@@ -26,20 +27,16 @@ def quarantine_counts(date: str, settings: Settings) -> dict[str, dict[str, int]
 
 def validation_results(date: str, settings: Settings) -> list[dict[str, Any]]:
     """The Great Expectations reports written for ``date`` (one per suite and table)."""
-    folder = settings.run_dir(date) / "validation"
-    results = []
-    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
-        report = json.loads(path.read_text())
-        results.append(
-            {
-                "suite": report.get("suite"),
-                "table": report.get("table"),
-                "success": bool(report.get("success")),
-                "evaluated": report.get("evaluated"),
-                "failed": len(report.get("failed") or []),
-            }
-        )
-    return results
+    return [
+        {
+            "suite": report.suite,
+            "table": report.table,
+            "success": report.success,
+            "evaluated": report.evaluated,
+            "failed": len(report.failed),
+        }
+        for report in read_reports(date, settings)
+    ]
 
 
 RETRIEVAL_MODELS = ("two_tower", "popularity", "covisit")

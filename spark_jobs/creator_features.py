@@ -9,9 +9,12 @@ bronze.events (dt D-6..D). Every creator of the snapshot of D gets a row (zeros 
 | ``new_followers_7d`` | distinct users with a follow edge created in ``D-6..D`` |
 | ``uploads_7d``, ``uploads_28d`` | snapshot videos with ``upload_ts`` in the 7 / 28 UTC days ending at D |
 | ``views_7d`` | view events on the creator's videos in ``D-6..D`` |
-| ``engagement_rate_7d`` | (like + share + follow events on the creator's videos) / ``views_7d`` |
+| ``engagement_rate_7d`` | engagements per view: (like + share + follow events) / ``views_7d`` |
 
-``engagement_rate_7d`` is 0.0 for a creator without views in the week.
+``engagement_rate_7d`` is a ratio of event counts, not a share of viewers: it is ``>= 0`` with no
+upper bound, and passes 1 when viewers engage more than once per view (a view followed by a like
+and a share counts two engagements) or engage in the week with a video they viewed before it. It
+is 0.0 for a creator without views in the week.
 
 Events are attributed to creators through the videos snapshot of D; follow *events* (a tap on a
 video) feed the engagement rate, follow *edges* (bronze.follows) the follower counts.
@@ -34,10 +37,16 @@ from reelrec.catalog import (
     EVENT_TIMESTAMP,
     EVENT_TYPE,
     EVENTS,
+    FOLLOW,
+    FOLLOWERS_TOTAL,
     FOLLOWS,
+    LIKE,
+    SHARE,
+    UPLOAD_TS,
     USER_ID,
     VIDEO_ID,
     VIDEOS,
+    VIEW,
 )
 from reelrec.dates import add_days, date_range, day_bounds, feature_timestamp
 from reelrec.jobs import run_job, written_facts
@@ -46,7 +55,7 @@ from reelrec.spark import get_spark, read_delta, write_delta
 from spark_jobs.snapshots import require_snapshot
 from spark_jobs.windows import count_where, in_window, rate
 
-ENGAGEMENT_EVENT_TYPES = ("like", "share", "follow")
+ENGAGEMENT_EVENT_TYPES = (LIKE, SHARE, FOLLOW)
 
 
 def extract(
@@ -73,7 +82,7 @@ def extract(
 def _uploaded_within(date: str, days: int) -> Column:
     start, _ = day_bounds(add_days(date, -(days - 1)))
     _, end = day_bounds(date)
-    return (F.col("upload_ts") >= F.lit(start)) & (F.col("upload_ts") < F.lit(end))
+    return (F.col(UPLOAD_TS) >= F.lit(start)) & (F.col(UPLOAD_TS) < F.lit(end))
 
 
 def transform_creator_features(
@@ -92,7 +101,7 @@ def transform_creator_features(
         follows.where(F.col(DT) <= date)
         .groupBy(CREATOR_ID)
         .agg(
-            F.countDistinct(USER_ID).cast("long").alias("followers_total"),
+            F.countDistinct(USER_ID).cast("long").alias(FOLLOWERS_TOTAL),
             F.countDistinct(F.when(in_window(date, 7), F.col(USER_ID)))
             .cast("long")
             .alias("new_followers_7d"),
@@ -107,12 +116,12 @@ def transform_creator_features(
         .join(videos.select(VIDEO_ID, CREATOR_ID), on=VIDEO_ID, how="inner")
         .groupBy(CREATOR_ID)
         .agg(
-            count_where(F.col(EVENT_TYPE) == "view").alias("views_7d"),
+            count_where(F.col(EVENT_TYPE) == VIEW).alias("views_7d"),
             count_where(F.col(EVENT_TYPE).isin(*ENGAGEMENT_EVENT_TYPES)).alias("_engagements_7d"),
         )
     )
     counts = [
-        "followers_total",
+        FOLLOWERS_TOTAL,
         "new_followers_7d",
         "uploads_7d",
         "uploads_28d",

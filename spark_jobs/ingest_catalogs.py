@@ -34,11 +34,23 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from reelrec import lake
 from reelrec.catalog import (
+    AGE_BUCKET,
+    AGE_BUCKETS,
     CREATOR_ID,
     CREATORS,
     DT,
+    DURATION_MS,
+    FILE,
+    FOLLOWED_AT,
     FOLLOWS,
+    FRAME_EMBEDDING,
     FRAME_EMBEDDING_DIM,
+    JOINED_TS,
+    LINE,
+    REASON,
+    RECORD,
+    SIGNUP_TS,
+    UPLOAD_TS,
     USER_ID,
     USERS,
     VIDEO_ID,
@@ -50,10 +62,10 @@ from reelrec.jobs import run_job
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
 from reelrec.spark import get_spark
-from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
+from spark_jobs.quarantine import count_by_reason, load, transform_quarantine
 
-FEEDS: dict[str, Table] = {"videos": VIDEOS, "users": USERS, "creators": CREATORS, "follows": FOLLOWS}
-AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45+")
+# Each landing feed is named after the bronze table it lands in.
+FEEDS: dict[str, Table] = {table.name: table for table in (VIDEOS, USERS, CREATORS, FOLLOWS)}
 
 Rule = tuple[str, Column]
 
@@ -138,26 +150,26 @@ def _check(
 def transform_videos(raw: DataFrame, date: str) -> DataFrame:
     """Check a videos snapshot: catalog columns (no ``dt``), ``file, line, record`` and ``reason``."""
     _, end = day_bounds(date)
-    embedding = F.col("frame_embedding")
+    embedding = F.col(FRAME_EMBEDDING)
     bad_embedding = (
         embedding.isNull()
         | (F.size(embedding) != FRAME_EMBEDDING_DIM)
         | F.exists(embedding, lambda x: x.isNull() | F.isnan(x))
     )
     rules = [
-        *_missing(VIDEO_ID, CREATOR_ID, "upload_ts", "duration_ms"),
-        ("invalid_duration_ms", F.col("duration_ms") <= 0),
+        *_missing(VIDEO_ID, CREATOR_ID, UPLOAD_TS, DURATION_MS),
+        ("invalid_duration_ms", F.col(DURATION_MS) <= 0),
         ("invalid_frame_embedding", bad_embedding),
-        ("upload_ts_after_date", F.col("upload_ts") >= F.lit(end)),
+        ("upload_ts_after_date", F.col(UPLOAD_TS) >= F.lit(end)),
     ]
     return _check(raw, VIDEOS, rules, key=(VIDEO_ID,), first=[])
 
 
 def transform_users(raw: DataFrame, date: str) -> DataFrame:
     """Check a users snapshot: catalog columns (no ``dt``), ``file, line, record`` and ``reason``."""
-    age_bucket = F.col("age_bucket")
+    age_bucket = F.col(AGE_BUCKET)
     rules = [
-        *_missing(USER_ID, "signup_ts"),
+        *_missing(USER_ID, SIGNUP_TS),
         ("unknown_age_bucket", age_bucket.isNotNull() & ~age_bucket.isin(*AGE_BUCKETS)),
     ]
     return _check(raw, USERS, rules, key=(USER_ID,), first=[])
@@ -165,25 +177,25 @@ def transform_users(raw: DataFrame, date: str) -> DataFrame:
 
 def transform_creators(raw: DataFrame, date: str) -> DataFrame:
     """Check a creators snapshot: catalog columns (no ``dt``), ``file, line, record`` and ``reason``."""
-    return _check(raw, CREATORS, _missing(CREATOR_ID, "joined_ts"), key=(CREATOR_ID,), first=[])
+    return _check(raw, CREATORS, _missing(CREATOR_ID, JOINED_TS), key=(CREATOR_ID,), first=[])
 
 
 def transform_follows(raw: DataFrame, date: str) -> DataFrame:
     """Check the day's new follow edges; a repeated edge keeps its earliest ``followed_at``."""
     start, end = day_bounds(date)
-    followed_at = F.col("followed_at")
+    followed_at = F.col(FOLLOWED_AT)
     rules = [
-        *_missing(USER_ID, CREATOR_ID, "followed_at"),
+        *_missing(USER_ID, CREATOR_ID, FOLLOWED_AT),
         ("followed_at_outside_date", (followed_at < F.lit(start)) | (followed_at >= F.lit(end))),
     ]
     return _check(raw, FOLLOWS, rules, key=(USER_ID, CREATOR_ID), first=[followed_at])
 
 
 FEED_CHECKS: dict[str, Callable[[DataFrame, str], DataFrame]] = {
-    "videos": transform_videos,
-    "users": transform_users,
-    "creators": transform_creators,
-    "follows": transform_follows,
+    VIDEOS.name: transform_videos,
+    USERS.name: transform_users,
+    CREATORS.name: transform_creators,
+    FOLLOWS.name: transform_follows,
 }
 
 

@@ -38,9 +38,14 @@ from reelrec.catalog import (
     EVENT_TYPE,
     EVENT_TYPES,
     EVENTS,
+    FILE,
+    LINE,
     POSITION,
+    REASON,
+    RECORD,
     SURFACE,
     SURFACES,
+    TIMED_EVENT_TYPES,
     USER_ID,
     VIDEO_ID,
     WATCH_MS,
@@ -50,12 +55,11 @@ from reelrec.jobs import run_job
 from reelrec.landing import drop_dir, drop_files
 from reelrec.settings import Settings
 from reelrec.spark import get_spark
-from spark_jobs.quarantine import FILE, LINE, REASON, RECORD, count_by_reason, load, transform_quarantine
+from spark_jobs.quarantine import count_by_reason, load, transform_quarantine
 
-FEED = "events"
+FEED = EVENTS.name
 
 REQUIRED_FIELDS = (EVENT_ID, EVENT_TYPE, USER_ID, VIDEO_ID, EVENT_TS, SURFACE, POSITION)
-WATCH_EVENT_TYPES = ("view", "skip")  # the event types that must carry watch_ms
 _CORRUPT = "_corrupt_record"
 _MAX_INT32 = 2**31 - 1
 # ISO-8601 instant with an explicit UTC offset, e.g. 2026-11-01T13:45:12.123Z or ...+00:00.
@@ -133,7 +137,7 @@ def transform_parse(lines: DataFrame, date: str) -> DataFrame:
     event_ts_text = F.trim(raw[EVENT_TS])
     event_ts = F.when(event_ts_text.rlike(_ISO_INSTANT), event_ts_text.try_cast("timestamp"))
 
-    is_watch_event = raw[EVENT_TYPE].isin(*WATCH_EVENT_TYPES)
+    is_watch_event = raw[EVENT_TYPE].isin(*TIMED_EVENT_TYPES)  # the event types that carry watch_ms
     # The rules in the order they are reported: the first rule a line breaks is its reason.
     rules: list[tuple[str, Column]] = [
         ("malformed_json", F.col("_json").isNull() | raw[_CORRUPT].isNotNull()),

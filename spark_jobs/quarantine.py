@@ -7,25 +7,23 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from reelrec.catalog import DT, QUARANTINE, Table
+from reelrec.catalog import DT, FILE, LINE, QUARANTINE, REASON, RECORD, SOURCE, Table
 from reelrec.settings import Settings
 from reelrec.spark import write_delta
 
-# Columns of a checked landing frame: where a row came from, the raw row, and the rule it broke.
-FILE = "file"
-LINE = "line"
-RECORD = "record"
-REASON = "reason"
-
 
 def transform_quarantine(checked: DataFrame, source: str, date: str) -> DataFrame:
-    """Rows of a checked drop that broke the contract, in the bronze.quarantine schema."""
+    """Rows of a checked drop that broke the contract, in the bronze.quarantine schema.
+
+    A checked frame carries the quarantine columns under their catalog names: ``file``, ``line``
+    (where the row came from), ``record`` (the raw row) and ``reason`` (the rule it broke, or null).
+    """
     return checked.where(F.col(REASON).isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col(FILE).alias("file"),
-        F.col(LINE).cast("long").alias("line"),
-        F.col(REASON).alias("reason"),
-        F.col(RECORD).alias("record"),
+        F.lit(source).alias(SOURCE),
+        F.col(FILE),
+        F.col(LINE).cast("long").alias(LINE),
+        F.col(REASON),
+        F.col(RECORD),
         F.lit(date).alias(DT),
     )
 

@@ -31,16 +31,24 @@ from pyspark.sql import functions as F
 from reelrec import lake
 from reelrec.catalog import (
     DT,
+    DURATION_MS,
     EVENT_TIMESTAMP,
     EVENT_TS,
     EVENT_TYPE,
     EVENTS,
+    IMPRESSION,
+    LIKE,
     RECENT_HISTORY_LEN,
+    RECENT_VIDEO_IDS,
+    TIMED_EVENT_TYPES,
     USER_FEATURES,
     USER_ID,
     VIDEO_ID,
     VIDEOS,
+    VIEW,
     WATCH_MS,
+    WINDOWS,
+    windowed_names,
 )
 from reelrec.dates import date_range, feature_timestamp
 from reelrec.jobs import run_job, written_facts
@@ -48,7 +56,6 @@ from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
 from spark_jobs.snapshots import require_snapshot
 from spark_jobs.windows import (
-    FEATURE_WINDOWS,
     LONGEST_WINDOW,
     completed_view,
     count_where,
@@ -78,19 +85,19 @@ def transform_user_features(events: DataFrame, videos: DataFrame, date: str) -> 
         videos: the videos snapshot of ``date`` (``video_id``, ``duration_ms``).
         date: logical date ``D``.
     """
-    durations = videos.select(VIDEO_ID, "duration_ms")
+    durations = videos.select(VIDEO_ID, DURATION_MS)
     recent = (
         events.where(in_window(date, LONGEST_WINDOW))
         .join(F.broadcast(durations), on=VIDEO_ID, how="left")
-        .withColumn("_view", F.col(EVENT_TYPE) == "view")
-        .withColumn("_completed", F.col("_view") & completed_view(F.col(WATCH_MS), F.col("duration_ms")))
+        .withColumn("_view", F.col(EVENT_TYPE) == VIEW)
+        .withColumn("_completed", F.col("_view") & completed_view(F.col(WATCH_MS), F.col(DURATION_MS)))
     )
-    is_view, is_watch = F.col("_view"), F.col(EVENT_TYPE).isin("view", "skip")
+    is_view, is_watch = F.col("_view"), F.col(EVENT_TYPE).isin(*TIMED_EVENT_TYPES)
     aggregates = []
-    for days in FEATURE_WINDOWS:
+    for days in WINDOWS:
         inside = in_window(date, days)
         aggregates += [
-            count_where(inside & (F.col(EVENT_TYPE) == "impression")).alias(f"impressions_{days}d"),
+            count_where(inside & (F.col(EVENT_TYPE) == IMPRESSION)).alias(f"impressions_{days}d"),
             count_where(inside & is_view).alias(f"views_{days}d"),
             sum_where(inside & is_watch, F.col(WATCH_MS)).alias(f"watch_ms_{days}d"),
         ]
@@ -98,20 +105,20 @@ def transform_user_features(events: DataFrame, videos: DataFrame, date: str) -> 
         *aggregates,
         count_where(in_window(date, 7) & F.col("_completed")).alias("_completed_7d"),
         count_where(F.col("_completed")).alias("_completed_28d"),
-        count_where(F.col(EVENT_TYPE) == "like").alias("_likes_28d"),
+        count_where(F.col(EVENT_TYPE) == LIKE).alias("_likes_28d"),
         F.countDistinct(DT).cast("long").alias("active_days_28d"),
     )
     features = activity.join(_recent_video_ids(recent), on=USER_ID, how="left")
     return features.select(
         F.col(USER_ID),
-        *[F.col(f"impressions_{days}d") for days in FEATURE_WINDOWS],
-        *[F.col(f"views_{days}d") for days in FEATURE_WINDOWS],
-        *[F.col(f"watch_ms_{days}d") for days in FEATURE_WINDOWS],
+        *[F.col(name) for name in windowed_names("impressions")],
+        *[F.col(name) for name in windowed_names("views")],
+        *[F.col(name) for name in windowed_names("watch_ms")],
         rate(F.col("_completed_7d"), F.col("views_7d")).alias("completion_rate_7d"),
         rate(F.col("_completed_28d"), F.col("views_28d")).alias("completion_rate_28d"),
         rate(F.col("_likes_28d"), F.col("views_28d")).alias("like_rate_28d"),
         F.col("active_days_28d"),
-        F.coalesce(F.col("recent_video_ids"), F.array().cast("array<string>")).alias("recent_video_ids"),
+        F.coalesce(F.col(RECENT_VIDEO_IDS), F.array().cast("array<string>")).alias(RECENT_VIDEO_IDS),
         F.lit(feature_timestamp(date)).alias(EVENT_TIMESTAMP),
         F.lit(date).alias(DT),
     )
@@ -130,7 +137,7 @@ def _recent_video_ids(events: DataFrame) -> DataFrame:
     # collect_list does not keep order: sort the (rank, video) structs, then keep the ids.
     ranked = F.sort_array(F.collect_list(F.struct("_rank", VIDEO_ID)))
     return last_views.groupBy(USER_ID).agg(
-        F.transform(ranked, lambda item: item[VIDEO_ID]).alias("recent_video_ids")
+        F.transform(ranked, lambda item: item[VIDEO_ID]).alias(RECENT_VIDEO_IDS)
     )
 
 

@@ -31,15 +31,25 @@ from pyspark.sql import functions as F
 
 from reelrec import lake
 from reelrec.catalog import (
+    AGE_HOURS,
     CREATOR_ID,
     DT,
+    DURATION_MS,
     EVENT_TIMESTAMP,
     EVENT_TYPE,
     EVENTS,
+    IMPRESSION,
+    LIKE,
+    SHARE,
+    TRENDING_SCORE,
+    UPLOAD_TS,
     VIDEO_FEATURES,
     VIDEO_ID,
     VIDEOS,
+    VIEW,
     WATCH_MS,
+    WINDOWS,
+    windowed_names,
 )
 from reelrec.dates import date_range, day_bounds, feature_timestamp
 from reelrec.jobs import run_job, written_facts
@@ -47,7 +57,6 @@ from reelrec.settings import Settings
 from reelrec.spark import get_spark, read_delta, write_delta
 from spark_jobs.snapshots import require_snapshot
 from spark_jobs.windows import (
-    FEATURE_WINDOWS,
     LONGEST_WINDOW,
     completed_view,
     count_where,
@@ -85,50 +94,49 @@ def transform_video_features(events: DataFrame, videos: DataFrame, date: str) ->
         videos: the videos snapshot of ``date``; defines the output rows.
         date: logical date ``D``.
     """
-    snapshot = videos.select(VIDEO_ID, CREATOR_ID, "upload_ts", "duration_ms")
-    is_view = F.col(EVENT_TYPE) == "view"
-    fraction = watch_fraction(F.col(WATCH_MS), F.col("duration_ms"))
+    snapshot = videos.select(VIDEO_ID, CREATOR_ID, UPLOAD_TS, DURATION_MS)
+    is_view = F.col(EVENT_TYPE) == VIEW
+    fraction = watch_fraction(F.col(WATCH_MS), F.col(DURATION_MS))
     aggregates = []
-    for days in FEATURE_WINDOWS:
+    for days in WINDOWS:
         inside = in_window(date, days)
         aggregates += [
-            count_where(inside & (F.col(EVENT_TYPE) == "impression")).alias(f"impressions_{days}d"),
+            count_where(inside & (F.col(EVENT_TYPE) == IMPRESSION)).alias(f"impressions_{days}d"),
             count_where(inside & is_view).alias(f"views_{days}d"),
         ]
     week = in_window(date, 7)
     performance = (
         events.where(in_window(date, LONGEST_WINDOW))
-        .join(snapshot.select(VIDEO_ID, "duration_ms"), on=VIDEO_ID, how="inner")
+        .join(snapshot.select(VIDEO_ID, DURATION_MS), on=VIDEO_ID, how="inner")
         .groupBy(VIDEO_ID)
         .agg(
             *aggregates,
-            count_where(week & is_view & completed_view(F.col(WATCH_MS), F.col("duration_ms"))).alias(
+            count_where(week & is_view & completed_view(F.col(WATCH_MS), F.col(DURATION_MS))).alias(
                 "_completed_7d"
             ),
-            count_where(week & (F.col(EVENT_TYPE) == "like")).alias("_likes_7d"),
-            count_where(week & (F.col(EVENT_TYPE) == "share")).alias("_shares_7d"),
+            count_where(week & (F.col(EVENT_TYPE) == LIKE)).alias("_likes_7d"),
+            count_where(week & (F.col(EVENT_TYPE) == SHARE)).alias("_shares_7d"),
             F.avg(F.when(in_window(date, 1) & is_view, fraction)).alias("_watch_fraction_1d"),
             F.avg(F.when(week & is_view, fraction)).alias("_watch_fraction_7d"),
         )
     )
-    counts = [f"{kind}_{days}d" for kind in ("impressions", "views") for days in FEATURE_WINDOWS]
+    counts = [*windowed_names("impressions"), *windowed_names("views")]
     features = snapshot.join(performance, on=VIDEO_ID, how="left").fillna(
         0, subset=[*counts, "_completed_7d", "_likes_7d", "_shares_7d"]
     )
     _, end_of_day = day_bounds(date)
-    age_micros = F.unix_micros(F.lit(end_of_day)) - F.unix_micros(F.col("upload_ts"))
+    age_micros = F.unix_micros(F.lit(end_of_day)) - F.unix_micros(F.col(UPLOAD_TS))
     return features.select(
         F.col(VIDEO_ID),
         F.col(CREATOR_ID),
-        *[F.col(f"impressions_{days}d").cast("long") for days in FEATURE_WINDOWS],
-        *[F.col(f"views_{days}d").cast("long") for days in FEATURE_WINDOWS],
+        *[F.col(name).cast("long") for name in counts],
         rate(F.col("_completed_7d"), F.col("views_7d")).alias("completion_rate_7d"),
         rate(F.col("_likes_7d"), F.col("views_7d")).alias("like_rate_7d"),
         rate(F.col("_shares_7d"), F.col("views_7d")).alias("share_rate_7d"),
         F.coalesce(F.col("_watch_fraction_1d"), F.lit(0.0)).alias("avg_watch_fraction_1d"),
         F.coalesce(F.col("_watch_fraction_7d"), F.lit(0.0)).alias("avg_watch_fraction_7d"),
-        (age_micros.cast("double") / _MICROS_PER_HOUR).alias("age_hours"),
-        trending_score(F.col("views_1d"), F.col("views_7d")).alias("trending_score"),
+        (age_micros.cast("double") / _MICROS_PER_HOUR).alias(AGE_HOURS),
+        trending_score(F.col("views_1d"), F.col("views_7d")).alias(TRENDING_SCORE),
         F.lit(feature_timestamp(date)).alias(EVENT_TIMESTAMP),
         F.lit(date).alias(DT),
     )

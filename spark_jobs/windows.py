@@ -10,11 +10,10 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from reelrec.catalog import DT
+from reelrec.catalog import DT, WINDOWS
 from reelrec.dates import date_range
 
-FEATURE_WINDOWS = (1, 7, 28)
-LONGEST_WINDOW = max(FEATURE_WINDOWS)
+LONGEST_WINDOW = max(WINDOWS)
 
 
 def in_window(date: str, days: int, column: str = DT) -> Column:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import time
-
 import pyarrow as pa
 import pytest
 
-from models.publish import NotValidatedError, publish_outputs
+from models.publish import NotValidatedError, publish_outputs, require_outputs_validated
 from reelrec import lake
 from reelrec.catalog import CANDIDATES, GOLD_TABLES
 from reelrec.dates import feature_timestamp
 from reelrec.settings import Settings
+from reelrec.validation import OUTPUTS, ValidationReport
+from reelrec.validation.report import write_report
 
 D = "2026-11-02"
 
@@ -34,11 +32,13 @@ def _write_candidates(settings: Settings) -> None:
     lake.write_partition(CANDIDATES, settings, rows, D)
 
 
-def _reports(settings: Settings, success: bool) -> None:
-    folder = settings.run_dir(D) / "validation"
-    folder.mkdir(parents=True, exist_ok=True)
+def _reports(settings: Settings, success: bool, versions: dict[str, int | None] | None = None) -> None:
+    """One outputs report per gold table, recording ``versions`` (default: the tables' current ones)."""
+    if versions is None:
+        versions = {table.name: lake.version(table, settings) for table in GOLD_TABLES}
     for table in GOLD_TABLES:
-        (folder / f"outputs.{table.name}.json").write_text(json.dumps({"success": success}))
+        report = ValidationReport(OUTPUTS, table.name, D, success=success, evaluated=1, versions=versions)
+        write_report(report, settings, outcomes=[])
 
 
 def test_publish_without_a_validation_report_names_the_table_and_the_fix(settings: Settings) -> None:
@@ -56,10 +56,26 @@ def test_publish_after_a_failed_suite_is_refused(settings: Settings) -> None:
 
 
 def test_publish_of_rows_rewritten_after_validation_is_refused(settings: Settings) -> None:
-    _reports(settings, success=True)
-    past = time.time() - 60
-    for path in (settings.run_dir(D) / "validation").glob("*.json"):
-        os.utime(path, (past, past))  # validated a minute ago ...
+    _write_candidates(settings)
+    _reports(settings, success=True)  # validated as they are ...
     _write_candidates(settings)  # ... and the candidates were rewritten since
     with pytest.raises(NotValidatedError, match="gold.candidates was rewritten after it was validated"):
         publish_outputs(D, settings)
+
+
+def test_a_report_of_another_delta_version_is_refused_however_recent_the_file(settings: Settings) -> None:
+    _write_candidates(settings)
+    _write_candidates(settings)  # now at version 1
+    # Written after the last commit (a file-time comparison would let it through), but it checked
+    # version 0 of the candidates, not the rows that are there now.
+    _reports(settings, success=True, versions={"candidates": 0})
+    with pytest.raises(
+        NotValidatedError, match=r"gold\.candidates was rewritten .* checked Delta version 0, .* at version 1"
+    ):
+        publish_outputs(D, settings)
+
+
+def test_passing_reports_of_the_current_versions_are_accepted(settings: Settings) -> None:
+    _write_candidates(settings)
+    _reports(settings, success=True)
+    require_outputs_validated(D, settings)  # does not raise

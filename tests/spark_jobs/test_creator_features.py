@@ -81,7 +81,8 @@ def test_features_match_hand_computed_values(spark: SparkSession) -> None:
         CREATOR_FEATURES,
         [
             # c1: followers u1, u2 (u3 is after D); uploads vA (7d), vB (28d); views e1, e2;
-            # engagement like e3 + share e4 + follow e5 over 2 views.
+            # engagement like e3 + share e4 + follow e5 over 2 views: 1.5 engagements per view
+            # (a ratio, not a share of viewers; the features suite allows it above 1).
             feature_row("c1", 2, 1, 1, 2, 2, engagement_rate_7d=3 / 2),
             # c2: follower u1 (twice); uploads vC (7d), vD (28d); one view, no engagement.
             feature_row("c2", 1, 1, 1, 2, 1, engagement_rate_7d=0.0),

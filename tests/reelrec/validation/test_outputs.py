@@ -21,7 +21,9 @@ from reelrec import catalog, lake
 from reelrec.catalog import Table
 from reelrec.dates import add_days, feature_timestamp
 from reelrec.settings import Settings
-from reelrec.validation import ValidationError, ValidationReport, gate, suite_tables
+from reelrec.validation import ValidationError, ValidationReport, gate, read_report, report_path, suite_tables
+
+pytestmark = pytest.mark.gx
 
 D = "2026-11-01"
 PREV = add_days(D, -1)
@@ -133,7 +135,7 @@ def test_clean_outputs_pass_and_reports_are_written(night: dict[str, Rows], sett
     assert all(t["success"] for t in facts["tables"].values())
     checked: dict[str, set[str]] = {}
     for name in GOLD:
-        body = json.loads((settings.run_dir(D) / "validation" / f"outputs.{name}.json").read_text())
+        body = json.loads(report_path("outputs", name, D, settings).read_text())
         assert body["success"] is True and body["failed"] == [] and body["date"] == D
         assert len(body["expectations"]) == body["evaluated"] == facts["tables"][name]["expectations"]
         assert all(e["success"] for e in body["expectations"])
@@ -153,6 +155,25 @@ def test_clean_outputs_pass_and_reports_are_written(night: dict[str, Rows], sett
         "user_embeddings"
     ]
     assert {"n_nonfinite_values", "embedding_norm", "has_embedding"} <= checked["video_embeddings"]
+
+
+def test_outputs_reports_record_the_versions_of_every_table_they_compared(
+    night: dict[str, Rows], settings: Settings
+) -> None:
+    write(catalog.CANDIDATES, settings, D, night["candidates"])  # a rerun of scoring: a new version
+    gate("outputs", D, settings)
+
+    current = {
+        name: lake.version(catalog.table(name), settings) for name in (*GOLD, "user_features", "events")
+    }
+    assert current["candidates"] == 1
+    # every gold report read all three gold tables (one model version across them) and its references
+    references = {"candidates": ("user_features", "events"), "user_embeddings": ("user_features",)}
+    for name in GOLD:
+        report = read_report("outputs", name, D, settings)
+        assert report is not None and report.success
+        expected = {table: current[table] for table in (*GOLD, *references.get(name, ()))}
+        assert report.versions == expected, name
 
 
 # ---------------------------------------------------------------- one broken rule at a time

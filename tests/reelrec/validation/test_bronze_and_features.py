@@ -18,9 +18,14 @@ from reelrec.settings import Settings
 from reelrec.validation import (
     ValidationError,
     check,
+    expectations,
+    read_report,
+    report_path,
     suite_tables,
     validate_table,
 )
+
+pytestmark = pytest.mark.gx
 
 D = "2026-11-01"
 PREV = "2026-10-31"
@@ -306,6 +311,21 @@ def test_rate_above_one_fails(settings: Settings) -> None:
     assert '"like_rate_7d": 1.5' in message and rows[1]["video_id"] in message
 
 
+def test_engagement_rate_above_one_passes_and_a_negative_one_fails(settings: Settings) -> None:
+    # engagements per view (likes + shares + follows over views) is a ratio, not a share: a view
+    # followed by a like and a share is two engagements
+    rows = creator_features_rows(D)
+    rows[0]["engagement_rate_7d"] = 1.5
+    write(catalog.CREATOR_FEATURES, settings, D, rows)
+    report = validate_table("creator_features", D, settings)
+    assert report.success, report.describe()
+
+    rows[1]["engagement_rate_7d"] = -0.5
+    message = broken("creator_features", settings, rows)
+    assert "expect_column_values_to_be_between on column 'engagement_rate_7d'" in message
+    assert '"engagement_rate_7d": -0.5' in message and rows[1]["creator_id"] in message
+
+
 def test_windowed_counts_must_not_shrink(settings: Settings) -> None:
     rows = user_features_rows(D)
     rows[2]["views_1d"] = 7  # more views yesterday than in the last 7 days
@@ -356,8 +376,34 @@ def test_missing_partition_fails_clearly(settings: Settings) -> None:
 
     report = validate_table("user_features", D, settings)  # table never written
     assert not report.success and report.failed[0]["expectation"] == "partition_present"
-    body = json.loads((settings.run_dir(D) / "validation" / "features.user_features.json").read_text())
+    body = json.loads(report_path("features", "user_features", D, settings).read_text())
     assert body["success"] is False and "does not exist" in body["failed"][0]["observed"]
+
+
+def test_reports_record_the_delta_version_they_validated(settings: Settings) -> None:
+    write(catalog.EVENTS, settings, D, events_rows(D))
+    write(catalog.EVENTS, settings, D, events_rows(D))  # a rerun: version 1
+    report = validate_table("events", D, settings)
+    assert report.success and report.versions == {"events": 1} == {
+        "events": lake.version(catalog.EVENTS, settings)
+    }
+    assert json.loads(report.path.read_text())["versions"] == {"events": 1}  # type: ignore[union-attr]
+    assert read_report("bronze", "events", D, settings) == report
+    assert read_report("bronze", "videos", D, settings) is None
+
+    missing = validate_table("user_features", D, settings)  # never written: no version
+    assert missing.versions == {"user_features": None}
+
+
+def test_one_expectations_builder_for_every_suite() -> None:
+    def row_count_rule(table: Table) -> dict[str, Any]:
+        rule = next(e for e in expectations(table, D, previous_rows=200) if "row_count" in e.expectation_type)
+        return {"min": rule.min_value, "max": rule.max_value}
+
+    # bronze and silver compare the volume with D-1's; the gold outputs only ask for rows
+    assert row_count_rule(catalog.EVENTS) == {"min": 100, "max": 400}
+    assert row_count_rule(catalog.USER_FEATURES) == {"min": 100, "max": 400}
+    assert row_count_rule(catalog.CANDIDATES) == {"min": 1, "max": None}
 
 
 def test_failed_report_json_names_rule_and_rows(settings: Settings) -> None:

@@ -24,16 +24,36 @@ One logical date **D** per run.
 * **Gates**: a failed Great Expectations suite fails its task, so nothing downstream (features,
   models, the online store) runs on bad data. The failure message names the table, date,
   expectation and rows.
+* **Waiting for data**: ``check_landing`` is a sensor on D's drops' ``_SUCCESS`` markers
+  (reschedule mode: it frees its worker slot between pokes). A scheduled night waits for late
+  drops, poking every ``REELREC_LANDING_POKE_S`` seconds (300) for at most
+  ``REELREC_LANDING_TIMEOUT_S`` (6 h), then fails naming the missing feeds and folders. A manual
+  run, a backfill or a run pinning ``date`` checks once and fails at once naming them; the
+  ``wait_for_data`` param (true/false) overrides that choice.
+* **Retries**: bad data (``DataError``) fails a task at once; anything else (Redis or Postgres
+  briefly away, a lost worker, a task past its ``execution_timeout``) is retried 3 times after
+  ``REELREC_RETRY_DELAY_S`` seconds (120), doubling each time (2, 4, 8 min; at most 15 min): long
+  enough for a restarted Redis or a Postgres failover, short enough to finish the night. The
+  variables are read when the file is parsed (tests shorten them); nothing else is.
 * Each task runs alone from the shell: ``python -m spark_jobs.<job> --date D``,
   ``python -m models.<stage> --date D``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import (
+    Asset,
+    BaseSensorOperator,
+    CronDataIntervalTimetable,
+    Param,
+    PokeReturnValue,
+    dag,
+    task,
+)
 
 BRONZE = [
     Asset(f"reelrec://lake/bronze/{name}") for name in ("events", "videos", "users", "creators", "follows")
@@ -50,6 +70,40 @@ GOLD = [
 ONLINE_OUTPUTS = Asset("reelrec://feast/online/outputs")
 
 Facts = dict[str, Any]
+
+RETRY_DELAY = pendulum.duration(seconds=float(os.environ.get("REELREC_RETRY_DELAY_S", "120")))
+LANDING_POKE = pendulum.duration(seconds=float(os.environ.get("REELREC_LANDING_POKE_S", "300")))
+LANDING_TIMEOUT = pendulum.duration(seconds=float(os.environ.get("REELREC_LANDING_TIMEOUT_S", str(6 * 3600))))
+# execution_timeout per task, in minutes. Measured on `small` nights (README "Measured": max
+# seconds per task over 7 nights, in the comments); the `medium` world has 10x the users, videos
+# and events, so about 10x those times, and each limit leaves at least 5x that again (a loaded
+# machine, a Spark cluster's start-up). A task past its limit is killed and retried.
+TIMEOUT_MIN: dict[str, int] = {
+    "run_date": 5,
+    "check_landing": 5,  # one poke (a few stat calls); the wait itself is bounded by LANDING_TIMEOUT
+    "ingest_events": 20,  # 18 s (JVM start included)
+    "ingest_catalogs": 20,  # 16 s
+    "validate_bronze": 10,  # 3.3 s
+    "user_features": 15,  # 2-3 s each feature job
+    "video_features": 15,
+    "creator_features": 15,
+    "validate_features": 10,  # 1.4 s
+    "feast_apply": 10,  # 5.6 s, does not grow with the data
+    "feast_materialize": 10,  # 2.5 s
+    "content_embeddings": 30,  # 22 s on the first night (whole catalog; medium: 40k videos)
+    "publish_content": 10,  # ~2 s
+    "training_set": 15,  # 5.1 s
+    "train": 30,  # 9.9 s
+    "evaluate": 15,  # 2.6 s
+    "score": 15,  # 2.1 s; benchmarks: 30k users x 40k videos in 65 s
+    "validate_outputs": 10,  # 1.0 s
+    "publish": 10,  # 2.5 s
+    "record_run": 5,
+}
+
+
+def _limit(task_id: str) -> Any:
+    return pendulum.duration(minutes=TIMEOUT_MIN[task_id])
 
 
 def _call(entry: str, *args: Any) -> Any:
@@ -74,7 +128,7 @@ def _call(entry: str, *args: Any) -> Any:
         raise AirflowSkipException(f"{type(err).__name__}: {err}") from err
 
 
-@task
+@task(execution_timeout=_limit("run_date"))
 def run_date(params: dict[str, Any] | None = None, logical_date: Any = None) -> str:
     """Resolve the logical date D this run processes (param ``date`` wins over the logical date)."""
     from reelrec.runs import resolve_run_date
@@ -82,115 +136,151 @@ def run_date(params: dict[str, Any] | None = None, logical_date: Any = None) -> 
     return resolve_run_date(params, logical_date)
 
 
-@task
-def check_landing(date: str) -> Facts:
-    """Fail early, naming the folder, if any of D's landing drops is missing or incomplete."""
-    return _call("reelrec.landing:check_drops", date)
+class LandingSensor(BaseSensorOperator):
+    """Wait for (scheduled nights) or check once (manual runs) D's landing drops' ``_SUCCESS``.
+
+    The rules live in :mod:`reelrec.landing` (``missing_drops``, ``waits_for_drops``); this class
+    only turns them into Airflow's sensor outcomes. Its XCom is ``check_drops``' facts.
+    """
+
+    template_fields = ("date",)
+
+    def __init__(self, *, date: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.date = date
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from reelrec.landing import format_missing, waits_for_drops
+
+        missing = _call("reelrec.landing:missing_drops", self.date)
+        if not missing:
+            return PokeReturnValue(is_done=True, xcom_value=_call("reelrec.landing:check_drops", self.date))
+        if not waits_for_drops(context["dag_run"].run_type, context["params"]):
+            raise AirflowFailException(
+                f"not waiting (manual run of a past date): {format_missing(self.date, missing)}"
+            )
+        self.log.info("waiting: %s", format_missing(self.date, missing))
+        return PokeReturnValue(is_done=False)
+
+    def execute(self, context: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        from reelrec.landing import format_missing
+
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            missing = _call("reelrec.landing:missing_drops", self.date)
+            raise AirflowSensorTimeout(
+                f"gave up waiting after {self.timeout:.0f} s: {format_missing(self.date, missing)}"
+            ) from err
 
 
-@task(outlets=BRONZE[:1])
+@task(outlets=BRONZE[:1], execution_timeout=_limit("ingest_events"))
 def ingest_events(date: str) -> Facts:
     """Land D's events into bronze ``events``: schema check, dedup by ``event_id``, bad rows quarantined."""
     return _call("spark_jobs.ingest_events:main", date)
 
 
-@task(outlets=BRONZE[1:])
+@task(outlets=BRONZE[1:], execution_timeout=_limit("ingest_catalogs"))
 def ingest_catalogs(date: str) -> Facts:
     """Land D's video, user and creator snapshots and new follows into bronze."""
     return _call("spark_jobs.ingest_catalogs:main", date)
 
 
-@task
+@task(execution_timeout=_limit("validate_bronze"))
 def validate_bronze(date: str) -> Facts:
     """Run the "bronze" suite on D's partitions; a violation fails the night here."""
     return _call("reelrec.validation:gate", "bronze", date)
 
 
-@task(outlets=[USER_FEATURES])
+@task(outlets=[USER_FEATURES], execution_timeout=_limit("user_features"))
 def user_features(date: str) -> Facts:
     """Per-user activity as of the end of D (1/7/28-day windows) into silver ``user_features``."""
     return _call("spark_jobs.user_features:main", date)
 
 
-@task(outlets=[VIDEO_FEATURES])
+@task(outlets=[VIDEO_FEATURES], execution_timeout=_limit("video_features"))
 def video_features(date: str) -> Facts:
     """Per-video performance as of the end of D into silver ``video_features``."""
     return _call("spark_jobs.video_features:main", date)
 
 
-@task(outlets=[CREATOR_FEATURES])
+@task(outlets=[CREATOR_FEATURES], execution_timeout=_limit("creator_features"))
 def creator_features(date: str) -> Facts:
     """Per-creator audience and output as of the end of D into silver ``creator_features``."""
     return _call("spark_jobs.creator_features:main", date)
 
 
-@task
+@task(execution_timeout=_limit("validate_features"))
 def validate_features(date: str) -> Facts:
     """Run the "features" suite on D's silver partitions."""
     return _call("reelrec.validation:gate", "features", date)
 
 
-@task
+@task(execution_timeout=_limit("feast_apply"))
 def feast_apply() -> Facts:
     """Register the Feast repository's entities, sources, feature views and services."""
     return _call("feature_repo.registry:apply")
 
 
-@task(outlets=[ONLINE_FEATURES])
+@task(outlets=[ONLINE_FEATURES], execution_timeout=_limit("feast_materialize"))
 def feast_materialize(date: str) -> Facts:
     """Materialize D's validated features into the online store."""
     return _call("feature_repo.materialize:materialize", date)
 
 
-@task(outlets=[VIDEO_CONTENT])
+@task(outlets=[VIDEO_CONTENT], execution_timeout=_limit("content_embeddings"))
 def content_embeddings(date: str) -> Facts:
     """Encode caption + hashtags of the videos first seen on D with all-MiniLM-L6-v2."""
     return _call("models.content:main", date)
 
 
-@task
+@task(execution_timeout=_limit("publish_content"))
 def publish_content(date: str) -> Facts:
     """Materialize the content embeddings written on D into the online store."""
     return _call("models.publish:publish_content", date)
 
 
-@task
+@task(execution_timeout=_limit("training_set"))
 def training_set(date: str) -> Facts:
     """Label the impressions of the nights before D; join features point-in-time through Feast."""
     return _call("models.training_set:main", date)
 
 
-@task(outlets=[MODEL])
+@task(outlets=[MODEL], execution_timeout=_limit("train"))
 def train(date: str) -> Facts:
     """Train the two-tower retrieval model on the nights before D."""
     return _call("models.two_tower.train:main", date)
 
 
-@task
+@task(execution_timeout=_limit("evaluate"))
 def evaluate(date: str) -> Facts:
     """Recall/NDCG@10/50/100 on day D: two-tower vs popularity vs co-visitation."""
     return _call("models.evaluate:main", date)
 
 
-@task(outlets=GOLD)
+@task(outlets=GOLD, execution_timeout=_limit("score"))
 def score(date: str) -> Facts:
     """Candidates, user/video embeddings and the ANN index of every active user, as of D."""
     return _call("models.score:main", date)
 
 
-@task
+@task(execution_timeout=_limit("validate_outputs"))
 def validate_outputs(date: str) -> Facts:
     """Run the "outputs" suite on D's gold partitions."""
     return _call("reelrec.validation:gate", "outputs", date)
 
 
-@task(outlets=[ONLINE_OUTPUTS])
+@task(outlets=[ONLINE_OUTPUTS], execution_timeout=_limit("publish"))
 def publish(date: str) -> Facts:
     """Materialize D's validated candidates and embeddings into the online store."""
     return _call("models.publish:publish_outputs", date)
 
 
-@task(trigger_rule="none_failed")
+@task(trigger_rule="none_failed", execution_timeout=_limit("record_run"))
 def record_run(date: str, facts: dict[str, Facts | None]) -> str:
     """Write the run manifest: Delta versions read/written, row counts, task facts (None: skipped)."""
     return str(_call("reelrec.runs:record_manifest", date, facts))
@@ -203,9 +293,20 @@ def record_run(date: str, facts: dict[str, Facts | None]) -> str:
     catchup=False,
     max_active_runs=1,
     tags=["reelrec", "nightly", "data-plane", "model-plane"],
-    default_args={"owner": "reelrec", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    default_args={
+        "owner": "reelrec",
+        "retries": 3,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": pendulum.duration(minutes=15),
+    },
     params={
-        "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)")
+        "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)"),
+        "wait_for_data": Param(
+            None,
+            type=["null", "boolean"],
+            description="wait for late landing drops (default: scheduled nights wait, manual runs do not)",
+        ),
     },
     doc_md=__doc__,
 )
@@ -213,7 +314,15 @@ def reelrec_nightly() -> None:
     # Calling a task returns an XComArg that stands for its value at run time (D here, facts below);
     # mypy cannot see through the decorator, hence the ``Any`` annotations.
     date: Any = run_date()
-    landing = check_landing(date)
+    landing = LandingSensor(
+        task_id="check_landing",
+        date=date,
+        mode="reschedule",
+        poke_interval=LANDING_POKE,
+        timeout=LANDING_TIMEOUT,
+        execution_timeout=_limit("check_landing"),
+        doc_md="Wait for D's landing drops (`_SUCCESS` written); name the missing feed and folder.",
+    )
     events = ingest_events(date)
     catalogs = ingest_catalogs(date)
     landing >> [events, catalogs]
@@ -244,7 +353,7 @@ def reelrec_nightly() -> None:
     published = publish(date)
     outputs_ok >> published
     facts: dict[str, Any] = {
-        "check_landing": landing,
+        "check_landing": landing.output,  # the sensor's XCom: check_drops' facts
         "ingest_events": events,
         "ingest_catalogs": catalogs,
         "validate_bronze": bronze_ok,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from feature_repo.materialize import materialize
-from reelrec import lake
+from reelrec import faults, lake
 from reelrec.catalog import CANDIDATES, GOLD_TABLES, MODEL_VERSION
 from reelrec.errors import DataError
 from reelrec.jobs import run_job
@@ -74,6 +74,7 @@ def publish_outputs(date: str, settings: Settings) -> dict[str, Any]:
     """
     require_outputs_validated(date, settings)
     report = materialize(date, settings, group="outputs")
+    faults.point("publish.outputs", settings, date=date)  # online values written, task not done yet
     versions = lake.read(CANDIDATES, settings, dates=[date], columns=[MODEL_VERSION]).column(0).unique()
     report[MODEL_VERSION] = versions.to_pylist()[0] if len(versions) else None
     return report

@@ -35,25 +35,60 @@ def drop_dir(feed: str, date: str, settings: Settings) -> Path:
     return settings.landing / feed / f"dt={date}"
 
 
+def _problem(feed: str, date: str, settings: Settings) -> str | None:
+    """Why ``feed``'s drop for ``date`` is not complete (naming the folder), or ``None`` when it is."""
+    folder = drop_dir(feed, date, settings)
+    if not folder.is_dir():
+        return f"landing drop {feed} for dt={date} is missing: no folder {folder}"
+    if not (folder / SUCCESS_MARKER).exists():
+        return f"landing drop {feed} for dt={date} is incomplete: {folder} has no {SUCCESS_MARKER} marker"
+    if not any(p.is_file() for p in folder.glob(FEEDS[feed])):
+        return f"landing drop {feed} for dt={date} has no data files matching {FEEDS[feed]!r} in {folder}"
+    return None
+
+
 def drop_files(feed: str, date: str, settings: Settings) -> list[Path]:
     """Data files of a complete drop, sorted by name.
 
     Raises:
         IncompleteDropError: naming the folder and date when the drop is missing or incomplete.
     """
-    folder = drop_dir(feed, date, settings)
-    if not folder.is_dir():
-        raise IncompleteDropError(f"landing drop {feed} for dt={date} is missing: no folder {folder}")
-    if not (folder / SUCCESS_MARKER).exists():
-        raise IncompleteDropError(
-            f"landing drop {feed} for dt={date} is incomplete: {folder} has no {SUCCESS_MARKER} marker"
-        )
-    files = sorted(p for p in folder.glob(FEEDS[feed]) if p.is_file())
-    if not files:
-        raise IncompleteDropError(
-            f"landing drop {feed} for dt={date} has no data files matching {FEEDS[feed]!r} in {folder}"
-        )
-    return files
+    problem = _problem(feed, date, settings)
+    if problem:
+        raise IncompleteDropError(problem)
+    return sorted(p for p in drop_dir(feed, date, settings).glob(FEEDS[feed]) if p.is_file())
+
+
+def missing_drops(date: str, settings: Settings) -> dict[str, str]:
+    """The feeds whose drop for ``date`` is not complete yet, each with why (empty: all complete).
+
+    What the nightly DAG's ``check_landing`` sensor pokes: a drop counts once its ``_SUCCESS``
+    marker is written (last, by the upstream system) and it holds data files.
+    """
+    problems = {feed: _problem(feed, date, settings) for feed in FEEDS}
+    return {feed: problem for feed, problem in problems.items() if problem}
+
+
+def format_missing(date: str, missing: dict[str, str]) -> str:
+    """One message naming the feeds of :func:`missing_drops` and, for each, its folder and problem."""
+    return (
+        f"{len(missing)} of {len(FEEDS)} landing drops for dt={date} not complete "
+        f"({', '.join(missing)}): " + "; ".join(missing.values())
+    )
+
+
+def waits_for_drops(run_type: str, params: dict[str, Any] | None) -> bool:
+    """Whether a DAG run waits for late drops (``True``) or checks them once and fails (``False``).
+
+    A scheduled night waits: its drops are due around the end of D and may come late. A manual
+    run, a backfill, or any run pinning D with the ``date`` param processes a past date whose
+    drops should be there: waiting would only hide the problem. The ``wait_for_data`` param
+    (``true``/``false``) overrides both.
+    """
+    chosen = (params or {}).get("wait_for_data")
+    if chosen is not None:
+        return bool(chosen)
+    return str(getattr(run_type, "value", run_type)) == "scheduled" and not (params or {}).get("date")
 
 
 def check_drops(date: str, settings: Settings) -> dict[str, Any]:

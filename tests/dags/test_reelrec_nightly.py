@@ -89,10 +89,23 @@ def test_dag_policy(dagbag) -> None:
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.start_date is not None and dag.start_date.utcoffset() == timedelta(0)
     assert "date" in dag.params  # a manual run may pin D
+    assert "wait_for_data" in dag.params  # ... and choose whether it waits for late drops
     for task in dag.tasks:
         assert task.owner == "reelrec", task.task_id
-        assert task.retries == 2, task.task_id
-        assert task.retry_delay == timedelta(minutes=5), task.task_id
+        # Transient faults are retried with a growing delay; bad data is not (see test_call_*).
+        assert task.retries == 3, task.task_id
+        assert task.retry_delay == timedelta(minutes=2), task.task_id
+        assert task.retry_exponential_backoff == 2.0 and task.max_retry_delay == timedelta(minutes=15)
+        # Every task is bounded: at least 5 minutes, at most 30 (the medium world fits, see the DAG).
+        assert task.execution_timeout is not None, task.task_id
+        assert timedelta(minutes=5) <= task.execution_timeout <= timedelta(minutes=30), task.task_id
+
+
+def test_check_landing_waits_in_reschedule_mode(dagbag) -> None:
+    sensor = dagbag.dags["reelrec_nightly"].get_task("check_landing")
+    assert sensor.mode == "reschedule"  # frees its worker slot between pokes
+    assert sensor.poke_interval == 300 and sensor.timeout == 6 * 3600
+    assert sensor.upstream_task_ids == {"run_date"}  # D comes from run_date's XCom
 
 
 def test_task_graph(dagbag) -> None:

@@ -116,7 +116,10 @@ def online_features(
                 ref = f"{view.name}__{feature.name}"
                 features[feature.name] = columns[ref][0]
                 vector = by_ref[ref]
-                if vector.statuses[0] in (FieldStatus.PRESENT, FieldStatus.OUTSIDE_MAX_AGE):
+                # Redis answers a key it does not hold with PRESENT and a null value (SQLite: NOT_FOUND),
+                # so a view is found only when some feature came back with a value.
+                present = vector.statuses[0] in (FieldStatus.PRESENT, FieldStatus.OUTSIDE_MAX_AGE)
+                if present and features[feature.name] is not None:
                     found = True
                 stamp = max(stamp, vector.event_timestamps[0].seconds)
             result["views"][view.name] = {

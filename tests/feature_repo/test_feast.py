@@ -369,6 +369,9 @@ def test_production_config_redis_and_postgres_registry(settings: Settings) -> No
             VIDEOS[0],
         ]
         assert online["views"]["video_daily_performance"]["features"]["impressions_1d"] == 200
+        # Redis answers a key it does not hold with PRESENT and null values: still not found.
+        absent = feast_store.online_features(prod, user_id="u_never_seen")["views"]["user_daily_engagement"]
+        assert absent["found"] is False and absent["event_timestamp"] is None
     finally:
         torn = registry.teardown(prod)
         assert torn["project"] == prod.extra["feast_project"]

@@ -19,28 +19,75 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
+def session_conf(settings: Settings) -> dict[str, str]:
+    """SQL settings every reelrec session runs with, in process or on a Connect server.
+
+    The jobs' results depend on them (UTC day bounds, shuffle partitions), so the Connect server
+    starts with them as defaults and :func:`get_spark` sets them on each session.
+    """
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": os.environ.get("REELREC_SHUFFLE_PARTITIONS", "8"),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+
+
+def driver_conf(settings: Settings) -> dict[str, str]:
+    """Settings of a reelrec Spark driver (in process or a Connect server): UI off, state under home.
+
+    The driver listens on 127.0.0.1 only (executors of the local standalone cluster reach it there).
+    """
+    return {
+        **session_conf(settings),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / 'derby'}",
+    }
+
+
 def get_spark(settings: Settings, app_name: str = "reelrec") -> SparkSession:
-    """Return the process's SparkSession, creating it for ``settings.spark_master`` if needed.
+    """Return the process's SparkSession for ``settings``, creating it if needed.
+
+    With ``settings.spark_remote`` (``sc://host:port``) a Spark Connect session on that server: no JVM
+    in this process, and the server's Spark (local, or an application on a cluster) runs the work.
+    Otherwise an in-process session for ``settings.spark_master``. Both run with the same SQL
+    settings (:func:`session_conf`: UTC, small shuffles), so a job's results do not depend on where
+    it runs. A process holds one kind of session: classic and Connect sessions cannot share a
+    Python process (pyspark routes every column function by the mode).
 
     Local mode keeps shuffles small (the nightly partitions are one day of data) and the UI off.
     """
-    from pyspark.sql import SparkSession
-
     # Executors must run the same interpreter (and venv) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pandas-on-Spark asks for it with pyarrow>=2
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.spark_master)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", os.environ.get("REELREC_SHUFFLE_PARTITIONS", "8"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.home / 'derby'}")
-    )
+    if settings.spark_remote:
+        return _connect(settings)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for key, value in driver_conf(settings).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+# Connect sessions by server URL: a job reuses its session without a round trip to the server.
+_CONNECT_SESSIONS: dict[str, SparkSession] = {}
+
+
+def _connect(settings: Settings) -> SparkSession:
+    """The process's Spark Connect session on ``settings.spark_remote`` (created with the session conf)."""
+    from pyspark.sql import SparkSession
+
+    session = _CONNECT_SESSIONS.get(settings.spark_remote)
+    if session is not None and not session.is_stopped:  # type: ignore[attr-defined]
+        return session
+    builder = SparkSession.builder.remote(settings.spark_remote).config(map=dict(session_conf(settings)))
+    session = builder.getOrCreate()
+    _CONNECT_SESSIONS[settings.spark_remote] = session
+    return session
 
 
 def read_delta(

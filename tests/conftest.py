@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -30,12 +31,47 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One local SparkSession for the whole test session (2 shuffle partitions, UI off)."""
+    """One SparkSession for the whole test session (2 shuffle partitions, UI off).
+
+    In process by default. With ``REELREC_TEST_SPARK_REMOTE`` set, a Spark Connect session instead:
+    on the server at that ``sc://`` URL, or (any other value, e.g. ``1``) on a Connect server this
+    fixture starts on a free port and stops at the end. ``REELREC_SPARK_REMOTE`` then points every
+    ``Settings.from_env()`` of the session, so the jobs' own ``get_spark`` connects there too.
+    """
     from reelrec.spark import get_spark
 
     home = tmp_path_factory.mktemp("spark-home")
-    session = get_spark(Settings.from_env(home), app_name="reelrec-tests")
-    yield session
-    # py4j logs while closing sockets at interpreter exit, after pytest closed its streams.
-    logging.getLogger("py4j").setLevel(logging.CRITICAL)
-    session.stop()
+    remote = os.environ.get("REELREC_TEST_SPARK_REMOTE", "")
+    with contextlib.ExitStack() as stack:
+        if remote:
+            url = remote if remote.startswith("sc://") else stack.enter_context(_connect_server(home))
+            stack.enter_context(_env("REELREC_SPARK_REMOTE", url))
+        session = get_spark(Settings.from_env(home), app_name="reelrec-tests")
+        yield session
+        # py4j logs while closing sockets at interpreter exit, after pytest closed its streams.
+        logging.getLogger("py4j").setLevel(logging.CRITICAL)
+        session.stop()
+
+
+@contextlib.contextmanager
+def _connect_server(home: Path) -> Iterator[str]:
+    """A Spark Connect server (embedded profile) on a free port; yields its ``sc://`` URL."""
+    from reelrec.spark_cluster import SparkPorts, connect_url, spark_components
+    from tests.spark_server import free_port, running
+
+    ports = SparkPorts(connect=free_port())
+    with running(spark_components(Settings.from_env(home), ports), home / "services"):
+        yield connect_url(ports)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous

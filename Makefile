@@ -9,7 +9,7 @@ PRESET ?= small
 START  ?= 2026-11-01
 DAYS   ?= 7
 
-.PHONY: setup run test test-fast lint clean ui
+.PHONY: setup run test test-fast lint clean ui stop
 
 ## setup: create .venv, install the pinned set, install DuckDB's delta extension (idempotent)
 setup: $(VENV)/.installed
@@ -21,7 +21,8 @@ $(VENV)/.installed: constraints.txt pyproject.toml
 	$(BIN)/python -m reelrec.duckdb_delta
 	@touch $@
 
-## run: set up, generate the demo world, run every night through Airflow, print where to look
+## run: set up, generate the demo world, run every night through the Airflow scheduler, print where to look
+## (the stack it starts is stopped at the end; `make ui` brings the UI back on the same runs)
 run: setup
 	$(BIN)/reelrec demo --preset $(PRESET) --start $(START) --days $(DAYS)
 
@@ -40,9 +41,14 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy reelrec spark_jobs models feature_repo dags synthetic_world
 
-## ui: start Airflow locally on the project's DAGs (the runs of `make run` are visible there)
+## ui: start (or reuse) the stack in the background and print the Airflow UI's address (runs of `make run` are there)
 ui: setup
 	$(BIN)/reelrec ui
 
+## stop: stop every process that `reelrec run`, `reelrec ui` or `reelrec services up` started
+stop:
+	$(BIN)/reelrec stop
+
 clean:
+	-@test -x $(BIN)/reelrec && $(BIN)/reelrec stop
 	rm -rf $(REELREC_HOME) .pytest_cache .mypy_cache .ruff_cache

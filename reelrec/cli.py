@@ -1,7 +1,9 @@
 """The ``reelrec`` command: generate a world, run nights through Airflow, look at the results.
 
 reelrec generate --preset small --start 2026-11-01 --days 7
-reelrec run --date 2026-11-01 --to 2026-11-07
+reelrec run --date 2026-11-01 --to 2026-11-07 [--inline]
+reelrec services up|down|status [--json]
+reelrec stop            # stops everything run/ui/services up started
 reelrec summary --date 2026-11-07
 reelrec features --user u000042 [--json]
 reelrec recommend --user u000042 [--k 10] [--json]
@@ -41,15 +43,28 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_nights(dates: list[str], settings: Settings, as_json: bool = False) -> int:
-    """Run the nightly DAG through Airflow for each date in order; stop at the first failure."""
+def run_nights(dates: list[str], settings: Settings, as_json: bool = False, inline: bool = False) -> int:
+    """Run the nightly DAG for each date in order; stop at the first failure.
+
+    Through the scheduler of the profile's stack (started or reused) by default; ``inline`` runs each
+    night in one process with ``airflow dags test`` instead (for debugging).
+    """
+    if not inline:
+        from reelrec.nights import run_scheduled
+
+        return run_scheduled(dates, settings, as_json=as_json)
+    return _run_inline(dates, settings, as_json)
+
+
+def _run_inline(dates: list[str], settings: Settings, as_json: bool) -> int:
+    """The inline path: each night in one process (``airflow dags test``), its log in runs/dt=D."""
     from reelrec.airflow_local import run_dag, task_instances
     from reelrec.report import format_night, night_summary
 
     summaries: list[dict[str, Any]] = []
     failed = None
     for date in dates:
-        print(f"[reelrec] running reelrec_nightly for dt={date} through Airflow ...", flush=True)
+        print(f"[reelrec] running reelrec_nightly for dt={date} inline (airflow dags test) ...", flush=True)
         outcome = run_dag(date, settings)
         summary = night_summary(date, settings, task_instances(date, settings))
         summary["wall_seconds"] = round(outcome.seconds, 1)
@@ -77,7 +92,7 @@ def _print_failure_excerpt(log_path: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    return run_nights(_dates(args.date, args.to), settings, as_json=args.json)
+    return run_nights(_dates(args.date, args.to), settings, as_json=args.json, inline=args.inline)
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,13 +166,71 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
-    from reelrec.airflow_local import start_ui
+    """Start (or reuse) the stack and print where the UI is; `reelrec stop` stops it."""
+    from reelrec import services
+    from reelrec.airflow_local import DAG_ID, api_url
 
-    return start_ui(settings)
+    try:
+        services.up(settings)
+    except services.ServiceError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    print(f"Airflow UI: {api_url(settings)}/dags/{DAG_ID}  (AIRFLOW_HOME={settings.airflow_home})")
+    print("`reelrec stop` stops it.")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    """`reelrec services up|down|status`: the processes of the profile's stack."""
+    from reelrec import services
+
+    if args.action == "up":
+        try:
+            result = services.up(settings)
+        except services.ServiceError as err:
+            print(str(err), file=sys.stderr)
+            return 1
+        print(
+            json.dumps(result)
+            if args.json
+            else f"stack up in {result['seconds']}s: started {', '.join(result['started']) or 'nothing'}; "
+            f"already running {', '.join(result['running']) or '-'}"
+        )
+        return 0
+    if args.action == "down":
+        stopped = services.down(settings)
+        print(
+            json.dumps({"stopped": stopped})
+            if args.json
+            else f"stopped: {', '.join(stopped) or 'nothing was running'}"
+        )
+        return 0
+    states = services.status(settings)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in states], indent=2))
+    else:
+        for s in states:
+            ports = ",".join(str(p) for p in s.ports) or "-"
+            state = "running" if s.running else "stopped"
+            print(f"{s.name:<22} {state:<8} pid {s.pid or '-':<8} ports {ports:<12} {s.log}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    """Stop everything `run`, `ui` and `services up` started."""
+    from reelrec import services
+
+    stopped = services.down(settings)
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Generate a world, run every night through Airflow, and show where to look."""
+    """Generate a world, run every night through the scheduler, and show where to look.
+
+    The stack is stopped at the end when the demo started it (``--keep-running`` keeps it up).
+    """
+    from reelrec import services
     from synthetic_world import generate
 
     timings: dict[str, float] = {}
@@ -166,8 +239,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     generate(settings, args.preset, args.start, args.days, seed=args.seed)
     timings["generate"] = time.perf_counter() - started
     dates = _dates(args.start, add_days(args.start, args.days - 1))
+    was_up = any(s.running for s in services.status(settings)) if not args.inline else True
     started = time.perf_counter()
-    code = run_nights(dates, settings)
+    try:
+        code = run_nights(dates, settings, inline=args.inline)
+    finally:
+        if not was_up and not args.keep_running:
+            print(f"[reelrec] stopped the stack it started: {', '.join(services.down(settings)) or '-'}")
     timings["nightly runs"] = time.perf_counter() - started
     print("\n[reelrec] stage wall times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     print(_task_totals(dates, settings))
@@ -208,6 +286,8 @@ def _task_totals(dates: list[str], settings: Settings) -> str:
 
 
 def _show_where_to_look(date: str, settings: Settings, user: str | None) -> None:
+    from reelrec.airflow_local import api_url
+
     user = user or "u000001"
     print(
         f"""
@@ -215,14 +295,16 @@ Where to look (REELREC_HOME={settings.home}):
   landing drops      {settings.landing}
   Delta tables       {settings.lake}/{{bronze,silver,gold}}/<table>
   run manifests      {settings.runs}/dt=<date>/manifest.json (+ metrics.json, validation/, airflow.log)
+  task logs          {settings.airflow_home}/logs/dag_id=reelrec_nightly/run_id=nightly__<date>/
   models             {settings.models}/two_tower/<model_version>/ (weights, config, metrics, ANN index)
   Feast              {settings.feast}
-  Airflow UI         .venv/bin/reelrec ui   (then open http://localhost:8080, DAG reelrec_nightly)
+  Airflow UI         {api_url(settings)}/dags/reelrec_nightly   (.venv/bin/reelrec ui starts it)
+  stop everything    .venv/bin/reelrec stop   (services: .venv/bin/reelrec services status)
   runs and metrics   .venv/bin/reelrec status [--json]
   recommendations    .venv/bin/reelrec recommend --user {user} --k 10 --json
   online features    .venv/bin/reelrec features --user {user}
   feature server     .venv/bin/feast -c {settings.feast} serve   (POST /get-online-features)
-  a night again      .venv/bin/reelrec run --date {date}
+  a night again      .venv/bin/reelrec run --date {date}   (--inline: in one process, to debug)
   one job alone      .venv/bin/python -m models.score --date {date}"""
     )
 
@@ -240,10 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("run", help="run the nightly DAG through Airflow for each date in order")
+    p = sub.add_parser("run", help="run the nightly DAG through the Airflow scheduler for each date in order")
     p.add_argument("--date", type=cli_date, required=True)
     p.add_argument("--to", type=cli_date, default=None, help="last date (inclusive)")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--inline", action="store_true", help="one process per night (airflow dags test), to debug"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("summary", help="rows, quarantine, validation and task times of past nights")
@@ -275,14 +360,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=cli_date, required=True)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("ui", help="start Airflow locally on the project's DAGs")
+    p = sub.add_parser("ui", help="start (or reuse) the stack and print the Airflow UI's address")
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("services", help="start, stop or show the processes of the profile's stack")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("stop", help="stop everything run/ui/services up started (= services down)")
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("demo", help="generate a world and run every night (what `make run` does)")
     p.add_argument("--preset", choices=["tiny", "small", "medium"], default="small")
     p.add_argument("--start", type=cli_date, default="2026-11-01")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--inline", action="store_true", help="run the nights inline (airflow dags test)")
+    p.add_argument("--keep-running", action="store_true", help="leave the stack (and the UI) up at the end")
     p.set_defaults(func=cmd_demo)
     return parser
 

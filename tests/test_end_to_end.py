@@ -1,4 +1,5 @@
-"""The tiny world through real Airflow task instances, data plane and model plane.
+"""The tiny world through real Airflow task instances, data plane and model plane (the inline path,
+``reelrec run --inline``; tests/test_scheduler_path.py runs nights through the scheduler).
 
 One REELREC_HOME for the module: four generated days. Nights 1 and 2 run the data plane and skip
 the model plane (night 1 has no earlier night; night 1's impressions were served without features,
@@ -56,12 +57,12 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     world = generate(settings, "tiny", D1, 4)
     _shrink_events(settings, D4)
     facts: dict[str, Any] = {"settings": settings, "world": world}
-    facts["first_runs"] = run_nights([D1, D2, D3], settings)
+    facts["first_runs"] = run_nights([D1, D2, D3], settings, inline=True)
     facts["state_d1"] = table_state(D1, settings)
     facts["state_d3"] = table_state(D3, settings)
-    facts["rerun"] = run_nights([D1], settings)
+    facts["rerun"] = run_nights([D1], settings, inline=True)
     facts["state_d1_rerun"] = table_state(D1, settings)
-    facts["bad_night"] = run_nights([D4], settings)
+    facts["bad_night"] = run_nights([D4], settings, inline=True)
     facts["status"] = _status_json(settings)
     facts["tasks"] = {
         d: {t["task_id"]: t["state"] for t in task_instances(d, settings)} for d in (D1, D2, D3, D4)

@@ -1,10 +1,4 @@
-"""The long-running processes of a reelrec stack: what they are, and starting, stopping, showing them.
-
-A :class:`Component` describes one process (an Airflow component, a Celery worker, a Spark master,
-worker or Connect server): its command line, environment and the ports it listens on, always on
-127.0.0.1. ``reelrec services up|down|status`` starts, stops and shows the components of the
-current profile, with pid files and logs under ``REELREC_HOME/services``.
-"""
+"""The description of one long-running process of the stack (:class:`Component`)."""
 
 from __future__ import annotations
 

@@ -1,27 +1,25 @@
 """Start and stop Spark components (:mod:`reelrec.spark_cluster`) from tests; run nights against them.
 
-A small stand-in for the stack's process manager: each component runs in its own process group
-with its log in a file, counts as started once its ports accept connections (and its ready URL
-answers), and is killed with its whole group at teardown, even when the test fails.
+The components run under the stack's own process manager (:mod:`reelrec.services.process`: a process
+group each, a log file, ready once their ports accept connections and their ready URL answers), on
+ports the test picks, and are stopped with their whole group at teardown, even when the test fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from reelrec import lake
 from reelrec.catalog import ALL_TABLES
+from reelrec.services import process
 from reelrec.services.component import Component
 from reelrec.settings import Settings
 
@@ -33,78 +31,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return 200 <= int(response.status) < 300
-    except OSError:
-        return False
-
-
-def _wait_ready(component: Component, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + component.start_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text()[-4000:]
-            raise RuntimeError(f"{component.name} exited with {process.returncode}:\n{tail}")
-        ready = all(_accepts(port) for port in component.ports)
-        if ready and (component.ready_url is None or _answers(component.ready_url)):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"{component.name} not ready after {component.start_timeout_s} s:\n{log.read_text()[-4000:]}"
-    )
-
-
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    """SIGTERM the component's process group, then SIGKILL what is left after ``timeout_s``."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
-    # The group may outlive its leader (Python workers of an executor): kill the rest.
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=timeout_s)
-
-
 @contextmanager
 def running(components: Sequence[Component], logs: Path) -> Iterator[dict[str, Path]]:
-    """Start ``components`` in order, each once ready, and stop them all (reverse order) on exit.
+    """Start ``components`` in order through the stack's own process manager, each once ready, and stop
+    them all on exit, even when the test fails.
 
     Yields:
         Each component's log file, by name.
     """
     logs.mkdir(parents=True, exist_ok=True)
-    started: list[subprocess.Popen[bytes]] = []
-    files: dict[str, Path] = {}
+    started: list[str] = []
     try:
         for component in components:
-            busy = [port for port in component.ports if _accepts(port)]
-            if busy:
-                raise RuntimeError(f"{component.name}: port(s) {busy} on 127.0.0.1 already in use")
-            log = files[component.name] = logs / f"{component.name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    list(component.argv),
-                    env={**os.environ, **component.env},
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            started.append(process)
-            _wait_ready(component, process, log)
-        yield files
+            process.check_ports_free(component)
+            pid = process.start(component, logs)
+            started.append(component.name)
+            process.wait_ready(component, logs, pid)
+        yield {component.name: process.log_file(logs, component.name) for component in components}
     finally:
-        for process in reversed(started):
-            _stop(process)
+        process.stop_all(started, logs)
 
 
 # Runs a night's Spark jobs in a fresh interpreter: a process holds either an in-process Spark or a

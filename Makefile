@@ -28,7 +28,7 @@ run: setup
 
 ## test: set up, then run the whole test suite (Spark, Delta, GX, Feast, Airflow; services tests need Postgres+Redis)
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 ## test-fast: every tier but `slow` and `services`: unit tests, and Spark, GX, Feast and torch on tiny data.
 ## No test in it takes over ~10 s: the 10 slowest are printed, and one that drifts past that gets `slow`.

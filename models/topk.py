@@ -2,7 +2,7 @@
 
 Any scorer plugs in as a ``score_block(slice(a, b)) -> (b - a, I)`` callback (a model's user-item dot
 products, popularity, co-visitation), so every model and baseline is ranked by the same code: one dense
-block of scores in memory at a time, ``block_size * I * 4`` bytes plus about a quarter of that for the
+block of scores in memory at a time, ``block_size * I * 4`` bytes plus a few small arrays for the
 selection.
 
 Selection runs near the speed of the matrix multiply that produces the block: each row is cut into
@@ -25,6 +25,7 @@ ScoreBlock = Callable[[slice], np.ndarray]
 DEFAULT_BLOCK_SIZE = 2048
 _LOW_BITS = np.int64(0xFFFFFFFF)
 _GROUPS_PER_K = 16  # more groups: a tighter threshold (fewer candidates) for a costlier group partition
+_ROWS_PER_PASS = 16  # rows selected at a time: their scores (16 * I * 4 bytes) stay in cache across passes
 _MAX_CANDIDATES_PER_K = 32  # rows with more candidates (heavy ties) are cheaper on the full-row path
 
 
@@ -239,8 +240,10 @@ def blocked_top_k(
         scores = _checked_block(score_block, slice(start, stop), n_items, exclude)  # (B, I)
         n_items = scores.shape[1]
         k_eff = min(k, n_items)
-        if k_eff > 0:
-            items_out[start:stop, :k_eff], scores_out[start:stop, :k_eff] = _select_top_k(scores, k_eff)
+        for sub in range(0, (stop - start) if k_eff > 0 else 0, _ROWS_PER_PASS):
+            rows = slice(start + sub, min(start + sub + _ROWS_PER_PASS, stop))
+            local = scores[sub : sub + _ROWS_PER_PASS]  # a contiguous view, small enough to stay in cache
+            items_out[rows, :k_eff], scores_out[rows, :k_eff] = _select_top_k(local, k_eff)
     return items_out, scores_out
 
 
@@ -314,11 +317,13 @@ def top_k_with_quota(
     for start in range(0, n_users, block_size):
         stop = min(start + block_size, n_users)
         scores = _checked_block(score_block, slice(start, stop), len(flagged), exclude)  # (B, I)
-        top, fresh_scores[start:stop, :quota_eff] = _select_top_k(scores[:, flagged_cols], quota_eff)
-        fresh_items[start:stop, :quota_eff] = np.where(top >= 0, flagged_cols[top], -1)
-        # Flagged columns are banned from the others' selection, not overwritten: a pass saved.
-        others = _select_top_k(scores, k_eff, banned=flagged)
-        other_items[start:stop, :k_eff], other_scores[start:stop, :k_eff] = others
+        for sub in range(0, stop - start, _ROWS_PER_PASS):
+            rows = slice(start + sub, min(start + sub + _ROWS_PER_PASS, stop))
+            local = scores[sub : sub + _ROWS_PER_PASS]  # a contiguous view, small enough to stay in cache
+            top, fresh_scores[rows, :quota_eff] = _select_top_k(local[:, flagged_cols], quota_eff)
+            fresh_items[rows, :quota_eff] = np.where(top >= 0, flagged_cols[top], -1)
+            # Flagged columns are banned from the others' selection, not overwritten: a pass saved.
+            other_items[rows, :k_eff], other_scores[rows, :k_eff] = _select_top_k(local, k_eff, flagged)
     return _merge_quota(fresh_items, fresh_scores, other_items, other_scores, k)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from models import topk
 from models.topk import ScoreBlock, blocked_top_k, top_k_with_quota
 
 
@@ -136,3 +139,52 @@ def test_quota_outside_zero_to_k_raises() -> None:
         top_k_with_quota(_block_of(scores), 2, 3, flagged, 4)
     with pytest.raises(ValueError, match="quota must be in"):
         top_k_with_quota(_block_of(scores), 2, 3, flagged, -1)
+
+
+@st.composite
+def _tied_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, int, int, int]:
+    """Small blocks drawn from a few values (ties everywhere, NaN and +-inf included), random exclusions
+    and fresh sets; catalogs up to 200 items so that both the candidate shortcut and the full-row path run."""
+    n_users = draw(st.integers(1, 9))
+    n_items = draw(st.integers(1, 200))
+    k = draw(st.integers(1, 6))
+    quota = draw(st.integers(1, k))  # quota 0 is plain top-k (flagged items compete), checked below
+    palette = np.array([-1.0, -0.0, 0.0, 0.5, 1.0, 2.0, np.nan, np.inf, -np.inf], np.float32)
+    weights = draw(st.lists(st.integers(0, 5), min_size=6, max_size=6))
+    weights += draw(st.lists(st.sampled_from([0, 0, 1]), min_size=3, max_size=3))  # NaN, inf, -inf
+    assume(sum(weights[:6]) > 0)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    p = np.array(weights, float) / sum(weights)
+    scores = palette[rng.choice(len(palette), size=(n_users, n_items), p=p)]
+    if draw(st.booleans()):  # mostly distinct scores, the common case for model dot products
+        scores = np.where(np.isfinite(scores), rng.normal(size=scores.shape).astype(np.float32), scores)
+    flagged = rng.random(n_items) < draw(st.sampled_from([0.0, 0.1, 0.5]))
+    exclude = sp.csr_matrix(rng.random((n_users, n_items)) < draw(st.sampled_from([0.0, 0.2, 0.9])))
+    return scores.astype(np.float32), flagged, exclude, k, quota, draw(st.integers(1, 10))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tied_cases(), st.sampled_from([1, 2, None]))
+def test_property_matches_brute_force_with_ties(
+    case: tuple[np.ndarray, np.ndarray, sp.csr_matrix, int, int, int], groups_per_k: int | None
+) -> None:
+    scores, flagged, exclude, k, quota, block_size = case
+    with pytest.MonkeyPatch.context() as patch:
+        if groups_per_k is not None:  # few groups: the candidate shortcut runs on these small catalogs too
+            patch.setattr(topk, "_GROUPS_PER_K", groups_per_k)
+        _assert_matches_reference(scores, flagged, exclude, k, quota, block_size)
+
+
+def _assert_matches_reference(
+    scores: np.ndarray, flagged: np.ndarray, exclude: sp.csr_matrix, k: int, quota: int, block_size: int
+) -> None:
+    n_users = scores.shape[0]
+    items, values = top_k_with_quota(_block_of(scores), n_users, k, flagged, quota, exclude, block_size)
+    want_items, want_values = _reference(scores, k, flagged, quota, exclude)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(values, want_values + np.float32(0.0))  # -0.0 comes back as 0.0
+    assert not np.signbit(values[values == 0]).any()
+    plain_items, plain_values = blocked_top_k(_block_of(scores), n_users, k, exclude, block_size)
+    want_items, want_values = _reference(scores, k, np.zeros_like(flagged), 0, exclude)
+    np.testing.assert_array_equal(plain_items, want_items)
+    np.testing.assert_array_equal(plain_values, want_values + np.float32(0.0))

@@ -339,7 +339,9 @@ def reelrec_nightly() -> None:
     content = content_embeddings(date)
     features_ok >> content
     content_online = publish_content(date)
-    [applied, content] >> content_online
+    # Feast's file registry is rewritten whole by every materialize: its two writers (the features and
+    # the content view) take turns, or one may read the other's half-written file.
+    [online, content] >> content_online
     examples = training_set(date)
     [online, content_online] >> examples
     model = train(date)

@@ -31,7 +31,7 @@ PIPELINE_EDGES = {
     ("feast_apply", "feast_materialize"),
     ("validate_features", "content_embeddings"),
     ("content_embeddings", "publish_content"),
-    ("feast_apply", "publish_content"),
+    ("feast_materialize", "publish_content"),
     ("feast_materialize", "training_set"),
     ("publish_content", "training_set"),
     ("training_set", "train"),

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from reelrec import catalog
 from reelrec.catalog import GENERATED_AT, MODEL_VERSION, USER_ID
 from reelrec.settings import Settings
 
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 FEATURE_SERVICE = "recommendations_v1"
 VIEW = "user_daily_candidates"
 # Full feature names (``<view>__<feature>``) of the service's columns in an online response.
-VIDEO_IDS = f"{VIEW}__video_ids"
-SCORES = f"{VIEW}__scores"
+VIDEO_IDS = f"{VIEW}__{catalog.VIDEO_IDS}"
+SCORES = f"{VIEW}__{catalog.SCORES}"
 VERSION = f"{VIEW}__{MODEL_VERSION}"
 GENERATED = f"{VIEW}__{GENERATED_AT}"
 PRESENT = "PRESENT"  # FieldStatus name in the feature server's JSON

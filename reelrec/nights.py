@@ -34,7 +34,12 @@ class NightOutcome:
     run_id: str
     state: str
     seconds: float
-    failed_tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # the run's task instances at its end
+
+    @property
+    def failed_tasks(self) -> list[dict[str, Any]]:
+        """The task instances that ended ``failed``."""
+        return [ti for ti in self.tasks if ti["state"] == "failed"]
 
     @property
     def succeeded(self) -> bool:
@@ -85,10 +90,8 @@ def follow(
                 took = f" ({ti['duration']:.1f}s)" if ti.get("duration") is not None else ""
                 echo(f"  {time.monotonic() - began:6.1f}s  {ti['task_id']:<22} {ti['state'] or 'none'}{took}")
         if run["state"] in FINISHED:
-            failed = [ti for ti in tis if ti["state"] == "failed"]
-            return NightOutcome(
-                str(run["logical_date"])[:10], run_id, run["state"], time.monotonic() - began, failed
-            )
+            date = str(run["logical_date"])[:10]
+            return NightOutcome(date, run_id, run["state"], time.monotonic() - began, tis)
         time.sleep(POLL_S)
     raise TimeoutError(
         f"DAG run {run_id} not finished after {timeout_s:.0f} s; see {run_url(settings, run_id)}"
@@ -172,7 +175,7 @@ def run_scheduled(
             again = " (cleared and rerun)" if reused else ""
             echo(f"[reelrec] dt={date}: run {run_id}{again}  {run_url(settings, run_id)}")
             outcome = follow(api, settings, run_id, echo)
-            log = gather_logs(settings, date, run_id, api.task_instances(DAG_ID, run_id))
+            log = gather_logs(settings, date, run_id, outcome.tasks)
             summary = night_summary(date, settings, task_instances(date, settings))
             summary["wall_seconds"] = round(outcome.seconds, 1)
             summaries.append(summary)

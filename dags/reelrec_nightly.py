@@ -8,15 +8,23 @@ One logical date **D** per run.
    suite), register the Feast repository and materialize D's features into the online store.
 2. **Model plane**: encode the captions of videos first seen on D (all-MiniLM-L6-v2) and publish
    them; build the point-in-time training set of the nights before D through Feast; train the
-   two-tower model; evaluate it against popularity and co-visitation on day D; score every active
-   user (candidates, user/video embeddings, ANN index); validate the outputs ("outputs" suite);
-   publish them to the online store, versioned by ``model_version``.
+   two-tower model and the multi-task ranker; evaluate every stage on day D (each candidate
+   source, the merged set, the ranker, the final list, and the serving version's final list);
+   the **promotion gate** decides whether tonight's release may replace the serving one; score
+   every active user (six candidate sources merged, ranked, list rules; the default list for users
+   without one; user/video embeddings; ANN index); validate the outputs ("outputs" suite); publish
+   them to the online store, versioned by ``model_version``, and make the release the serving one.
 3. **Record** the run manifest: Delta versions and row counts of every table, each task's facts
    and the metrics.
 
 * **First night**: with no earlier night there is nothing to train on; the training-set task is
   *skipped* (not failed) and so are the tasks after it. The data plane is unaffected.
 
+* **Held nights**: when tonight's final list loses to the serving release (NDCG@10 below its
+  figure minus the tolerance) or to the best baseline on day D, ``gate`` records the decision
+  (``runs/dt=D/gate.json``, the manifest's status ``held``) and ``score``, ``validate_outputs``
+  and ``publish`` are *skipped* with the reason in their log: yesterday's lists keep serving.
+  The ``force_publish`` param (true) overrides the gate; the manifest records it as forced.
 * **Date**: the run's logical date (``ds``). The schedule is a *data-interval* cron, so the run
   for D starts after D has ended and its logical date is D. A manual run may pin the date with
   the ``date`` param (``{"date": "2026-11-01"}``). Nothing calls ``now()``.
@@ -64,6 +72,7 @@ CREATOR_FEATURES = Asset("reelrec://lake/silver/creator_features")
 ONLINE_FEATURES = Asset("reelrec://feast/online/features")
 VIDEO_CONTENT = Asset("reelrec://lake/silver/video_content")
 MODEL = Asset("reelrec://models/two_tower")
+RANKER = Asset("reelrec://models/ranker")
 GOLD = [
     Asset(f"reelrec://lake/gold/{name}") for name in ("candidates", "user_embeddings", "video_embeddings")
 ]
@@ -94,7 +103,9 @@ TIMEOUT_MIN: dict[str, int] = {
     "publish_content": 10,  # ~2 s
     "training_set": 15,  # 5.1 s
     "train": 30,  # 9.9 s
-    "evaluate": 15,  # 2.6 s
+    "train_ranker": 30,
+    "evaluate": 20,  # 2.6 s before the sources and the ranker
+    "gate": 5,
     "score": 15,  # 2.1 s; benchmarks: 30k users x 40k videos in 65 s
     "validate_outputs": 10,  # 1.0 s
     "publish": 10,  # 2.5 s
@@ -256,10 +267,22 @@ def train(date: str) -> Facts:
     return _call("models.two_tower.train:main", date)
 
 
+@task(outlets=[RANKER], execution_timeout=_limit("train_ranker"))
+def train_ranker(date: str) -> Facts:
+    """Train the multi-task ranker (completion, like, share, skip) on the impressions before D."""
+    return _call("models.ranker.train:main", date)
+
+
 @task(execution_timeout=_limit("evaluate"))
 def evaluate(date: str) -> Facts:
-    """Recall/NDCG@10/50/100 on day D: two-tower vs popularity vs co-visitation."""
+    """Every stage on day D: each source, merged, ranker, final list; the serving release's final list."""
     return _call("models.evaluate:main", date)
+
+
+@task(execution_timeout=_limit("gate"))
+def gate(date: str, params: dict[str, Any] | None = None) -> Facts:
+    """Promotion gate: publish tonight's release, or hold it and keep the serving one (``force_publish``)."""
+    return _call("models.promotion:gate", date, bool((params or {}).get("force_publish")))
 
 
 @task(outlets=GOLD, execution_timeout=_limit("score"))
@@ -302,6 +325,9 @@ def record_run(date: str, facts: dict[str, Facts | None]) -> str:
     },
     params={
         "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)"),
+        "force_publish": Param(
+            False, type="boolean", description="publish even when the promotion gate would hold the night"
+        ),
         "wait_for_data": Param(
             None,
             type=["null", "boolean"],
@@ -346,10 +372,14 @@ def reelrec_nightly() -> None:
     [online, content_online] >> examples
     model = train(date)
     examples >> model
+    ranker = train_ranker(date)
+    examples >> ranker
     metrics = evaluate(date)
-    model >> metrics
+    [model, ranker] >> metrics
+    decision = gate(date)
+    metrics >> decision
     outputs = score(date)
-    metrics >> outputs
+    decision >> outputs
     outputs_ok = validate_outputs(date)
     outputs >> outputs_ok
     published = publish(date)
@@ -369,7 +399,9 @@ def reelrec_nightly() -> None:
         "publish_content": content_online,
         "training_set": examples,
         "train": model,
+        "train_ranker": ranker,
         "evaluate": metrics,
+        "gate": decision,
         "score": outputs,
         "validate_outputs": outputs_ok,
         "publish": published,

@@ -20,6 +20,7 @@ from feature_repo.entities import creator, user, video  # noqa: F401
 from feature_repo.feature_services import (  # noqa: F401
     creator_insights_v1,
     embeddings_v1,
+    ranker_v1,
     recommendations_v1,
     two_tower_v1,
 )

@@ -34,6 +34,15 @@ two_tower_v1 = FeatureService(
     tags={"consumer": "models.two_tower", "version": "1"},
 )
 
+ranker_v1 = FeatureService(
+    name="ranker_v1",
+    features=[user_daily_engagement_fv, video_daily_performance_fv, creator_daily_audience_fv],
+    description="Inputs of the multi-task ranker v1: user engagement, video performance and creator "
+    "audience, joined per (user, video, creator) at the impression.",
+    owner=OWNER,
+    tags={"consumer": "models.ranker", "version": "1"},
+)
+
 creator_insights_v1 = FeatureService(
     name="creator_insights_v1",
     features=[creator_daily_audience_fv],
@@ -59,4 +68,4 @@ embeddings_v1 = FeatureService(
     tags={"consumer": "ann_service", "version": "1"},
 )
 
-FEATURE_SERVICES = [two_tower_v1, creator_insights_v1, recommendations_v1, embeddings_v1]
+FEATURE_SERVICES = [two_tower_v1, ranker_v1, creator_insights_v1, recommendations_v1, embeddings_v1]

@@ -1,58 +1,62 @@
-"""Evaluate night D's two-tower model against the baselines, in one harness, on day D.
+"""Evaluate night D's release, every stage of it, and the serving release, on the held-out day D.
 
-Protocol (the same for every method):
+Protocol (the same for every stage and release):
 
-* **held-out day**: the model was trained on the nights before D; D's impressions are unseen.
+* **held-out day**: the models were trained on the nights before D; D's impressions are unseen.
 * **relevant**: the videos a user had a *positive* on during D (a view of at least the completion
   threshold, a like or a share; :func:`models.training_set.labels`), minus videos the user had
   already watched before D. Users with no such video are not evaluated.
-* **full ranking**: every video of D's catalog snapshot, fresh uploads of D included, is scored;
-  videos the user watched before D are removed (:func:`reelrec.history.watched`); then the top
-  ``max(ks)`` are kept with :func:`models.topk.blocked_top_k` (exact, blocked over users).
-* **features**: the model sees the features of night D-1, i.e. what was known when D began.
-* **metrics**: recall@K and NDCG@K for K in 10, 50, 100 (:mod:`models.metrics`), catalog coverage
-  of the top 100, and recall@100 on fresh videos only (uploaded on D: no interaction before D).
+* **catalog**: every video of D's snapshot, fresh uploads of D included; videos the user watched
+  before D are never ranked (:func:`reelrec.history.watched`).
+* **features**: everything is as of night D-1, i.e. what was known when D began
+  (:func:`models.sources.night.build_night` with ``as_of`` D-1; the two-tower source ranks exactly).
+* **cold users**: an evaluated user without features on D-1 was not scored by night D-1, so the
+  feed served them the default list: their final list is the default list
+  (:func:`models.default_list.default_list`), counted, never dropped (``cold_users``).
+* **metrics**: :mod:`models.harness` (recall/NDCG@10/50/100, coverage, fresh recall, creator
+  diversity of the top 10) for each source alone, ``merged`` (ordered by the best source rank),
+  ``ranker`` (ordered by the blended heads) and ``final`` (the published list); per ranker head, AUC
+  and log loss on D's impressions; the issue's goals (:func:`models.harness.goals`).
+* **serving release**: the release serving now (:func:`reelrec.releases.serving`) is rebuilt from
+  its own models and measured by the same code on the same day (``serving``): the promotion gate
+  (:mod:`models.promotion`) compares the two.
 
-Methods: ``two_tower`` (the model's plain top 100, ranked like the baselines);
-``two_tower_fresh_slots`` (the published lists: ``fresh_slots`` of the 100 reserved for fresh
-uploads, see :func:`models.topk.top_k_with_quota`); ``popularity`` (training-window positives
-per video); ``covisit`` (item-to-item co-visitation of training-window positives, scored from the
-user's positives of the ``history_days`` nights before D, the same history the model's user tower
-pools, popularity as fallback). The result is ``metrics.json`` in the model folder and in
-``runs/dt=D/metrics.json``: ``{"retrieval": {"two_tower": {"recall@10": ...}, ...}, ...}``.
+The result is ``metrics.json`` in the two-tower model folder and in ``runs/dt=D/metrics.json``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from models import training_set
-from models.baselines import covisitation_matrix, covisitation_scores, popularity_scores
-from models.interactions import index_of, pairs_matrix
-from models.metrics import recall_at_k, retrieval_metrics
-from models.topk import ScoreBlock, blocked_top_k, popularity_block, top_k_with_quota
-from models.two_tower import embed
-from models.two_tower.artifacts import TrainedModel, load
+from models.default_list import default_list
+from models.harness import KS, LIST_LEN, goals, list_metrics, padded
+from models.interactions import pairs_matrix
+from models.promotion import release_version
+from models.ranker import artifacts as ranker_artifacts
+from models.ranker.artifacts import TrainedRanker
+from models.sources.base import Night
+from models.sources.config import SOURCE_NAMES
+from models.sources.night import build_night
+from models.stages import NightLists, make_lists
+from models.two_tower import artifacts as two_tower_artifacts
+from models.two_tower.artifacts import TrainedModel
 from models.two_tower.config import TwoTowerConfig
-from models.two_tower.inputs import ContentLookup
-from reelrec.catalog import EVENT_TIMESTAMP, USER_ID, VIDEO_ID
-from reelrec.dates import add_days, day_bounds
+from reelrec import lake, releases
+from reelrec.catalog import CREATOR_ID, USER_FEATURES, USER_ID, VIDEO_ID, VIDEOS
+from reelrec.dates import add_days
 from reelrec.history import watched
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
 
-KS = (10, 50, 100)
-Ranker = Callable[[], tuple[np.ndarray, np.ndarray]]
-POPULARITY_TIE_BREAK = 0.5  # below 1: integer co-visitation counts are never reordered by it
+__all__ = ["KS", "HeldOutDay", "evaluate", "held_out_day"]
 
 
 @dataclass
@@ -69,71 +73,6 @@ class HeldOutDay:
     def users(self) -> dict[str, int]:
         """Row of each evaluated user."""
         return {u: i for i, u in enumerate(self.user_ids)}
-
-
-@dataclass
-class Baselines:
-    """What the non-learned methods learned from the training-window positives."""
-
-    popularity: np.ndarray  # (I,) positives per video
-    covisit: sp.csr_matrix  # (I, I) co-visitation counts
-
-
-def evaluate(date: str, settings: Settings) -> dict[str, Any]:
-    """Score night D's model and the baselines on day D; write and return the metrics.
-
-    Raises:
-        FileNotFoundError: when night D has no trained model or training set.
-    """
-    started = time.perf_counter()
-    trained = load(date, settings)
-    cfg = trained.cfg
-    catalog = embed.load_catalog(settings, date, add_days(date, -1), requested_at=day_bounds(date)[0])
-    items = {v: i for i, v in enumerate(catalog.video_ids)}
-    fresh = catalog.uploaded_on(date)
-    day = held_out_day(settings, date, cfg, items, fresh)
-    baselines = fit_baselines(settings, date, items, day.user_ids)
-    # Every method sees the same user history: the positives of the history_days nights before D.
-    positives = training_set.positive_histories(settings, add_days(date, -1), cfg.training_set)
-    history = pairs_matrix(
-        [u for u in day.user_ids for _ in positives.get(u, [])],
-        [v for u in day.user_ids for v in positives.get(u, [])],
-        day.users,
-        items,
-    )
-    content = ContentLookup.from_lake(settings)
-    embed_started = time.perf_counter()
-    user_vectors, video_vectors = _embed_as_of_day_before(
-        settings, date, trained, catalog, content, day, positives
-    )
-    embed_seconds = time.perf_counter() - embed_started
-
-    def two_tower(rows: slice) -> np.ndarray:
-        return user_vectors[rows] @ video_vectors.T
-
-    def covisit_block(rows: slice) -> np.ndarray:
-        return covisitation_scores(
-            history, baselines.covisit, baselines.popularity, rows, tie_break=POPULARITY_TIE_BREAK
-        )
-
-    baseline_scorers = {"popularity": popularity_block(baselines.popularity), "covisit": covisit_block}
-    retrieval = compare(methods(two_tower, baseline_scorers, day, fresh, cfg), day)
-    result = {
-        "date": date,
-        "model_version": trained.version,
-        "protocol": "held-out day D; relevant = D's positives not watched before D; full ranking over D's "
-        "catalog with watched videos removed; features as of D-1",
-        "users": len(day.user_ids),
-        "catalog_videos": len(items),
-        "fresh_videos": int(fresh.sum()),
-        "users_with_fresh_positives": int(sum(len(r) > 0 for r in day.relevant_fresh)),
-        "relevant_pairs": len(day.pairs),
-        "retrieval": retrieval,
-        "embed_seconds": round(embed_seconds, 2),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    _write_metrics(result, trained, settings, date)
-    return result
 
 
 def held_out_day(
@@ -160,78 +99,143 @@ def held_out_day(
     return HeldOutDay(user_ids, pairs, relevant, [r[fresh[r]] for r in relevant], exclude)
 
 
-def fit_baselines(settings: Settings, date: str, items: dict[str, int], user_ids: list[str]) -> Baselines:
-    """Popularity and co-visitation of the training-window positives (the model's own training data)."""
-    train = training_set.load(date, settings)
-    train = train.filter(pc.equal(train.column(training_set.LABEL), 1))
-    train_items = index_of(train.column(VIDEO_ID).to_pylist(), items)
-    popularity = popularity_scores(train_items[train_items >= 0], len(items))
-    all_users = {u: i for i, u in enumerate(sorted(set(train.column(USER_ID).to_pylist()) | set(user_ids)))}
-    train_users = index_of(train.column(USER_ID).to_pylist(), all_users)
-    stamps = train.column(EVENT_TIMESTAMP).cast(pa.int64()).to_numpy()
-    ok = train_items >= 0
-    covisit = covisitation_matrix(
-        train_users[ok], train_items[ok], len(all_users), len(items), timestamps=stamps[ok]
+def creator_codes(settings: Settings, date: str, video_ids: list[str]) -> np.ndarray:
+    """(I,) int creator code of each catalog video of D's snapshot (-1 when unknown)."""
+    videos = lake.read(VIDEOS, settings, dates=[date], columns=[VIDEO_ID, CREATOR_ID])
+    creator_of = dict(
+        zip(videos.column(VIDEO_ID).to_pylist(), videos.column(CREATOR_ID).to_pylist(), strict=True)
     )
-    return Baselines(popularity, covisit)
+    codes: dict[str, int] = {}
+    return np.fromiter(
+        (
+            codes.setdefault(creator_of[v], len(codes)) if creator_of.get(v) is not None else -1
+            for v in video_ids
+        ),
+        np.int64,
+        len(video_ids),
+    )
 
 
-def _embed_as_of_day_before(
+def cold_rows(settings: Settings, as_of: str, user_ids: list[str]) -> np.ndarray:
+    """(U,) bool: users without silver.user_features on ``as_of`` (night as_of did not score them)."""
+    scored = set(lake.read(USER_FEATURES, settings, dates=[as_of], columns=[USER_ID]).column(0).to_pylist())
+    return np.fromiter((u not in scored for u in user_ids), bool, len(user_ids))
+
+
+def stage_metrics(
+    lists: NightLists,
+    night: Night,
+    day: HeldOutDay,
+    creators: np.ndarray,
+    cold: np.ndarray,
+    default: np.ndarray,
+) -> dict[str, dict[str, float]]:
+    """The harness's list metrics of every stage of one release."""
+    n_items = len(night.video_ids)
+
+    def measure(items: np.ndarray) -> dict[str, float]:
+        return list_metrics(items, day.relevant, day.relevant_fresh, creators, n_items)
+
+    out = {result.name: measure(result.items) for result in lists.results}
+    out["merged"] = measure(lists.merged.order_by_best_source())
+    out["ranker"] = measure(lists.ranker_order())
+    final = padded(lists.final_items, LIST_LEN)
+    final[cold] = padded(default[None, :], LIST_LEN)[0]
+    out["final"] = measure(final)
+    return out
+
+
+def release_metrics(
     settings: Settings,
     date: str,
+    day: HeldOutDay,
     trained: TrainedModel,
-    catalog: embed.Catalog,
-    content: ContentLookup,
-    day: HeldOutDay,
-    positives: dict[str, list[str]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(U, D) evaluated users and (I, D) catalog videos, embedded with the features of D-1."""
-    user_vectors = embed.embed_users(
-        trained, embed.load_users(settings, add_days(date, -1), day.user_ids), content, positives
-    )
-    return user_vectors, embed.embed_videos(trained, catalog, content)
+    ranker: TrainedRanker,
+    default: np.ndarray,
+) -> tuple[dict[str, Any], NightLists]:
+    """Every stage of one release (two-tower + ranker) on day D, with its timings."""
+    as_of = add_days(date, -1)
+    started = time.perf_counter()
+    night = build_night(settings, date, as_of, user_ids=day.user_ids, trained=trained)
+    night_seconds = time.perf_counter() - started
+    lists = make_lists(night, ranker)
+    creators = creator_codes(settings, date, night.video_ids)
+    cold = cold_rows(settings, as_of, day.user_ids)
+    retrieval = stage_metrics(lists, night, day, creators, cold, default)
+    seconds = {"night": round(night_seconds, 3), **lists.seconds}
+    return {"retrieval": retrieval, "seconds": seconds, "cold_users": int(cold.sum())}, lists
 
 
-def methods(
-    two_tower: ScoreBlock,
-    baselines: dict[str, ScoreBlock],
-    day: HeldOutDay,
-    fresh: np.ndarray,
-    cfg: TwoTowerConfig,
-) -> dict[str, Ranker]:
-    """Every method as a ranker of the top ``max(KS)`` with watched videos excluded.
+def serving_metrics(
+    settings: Settings, date: str, day: HeldOutDay, default: np.ndarray
+) -> dict[str, Any] | None:
+    """The serving release's stages on day D, rebuilt from its own models; None when none serves.
 
-    The model twice: ranked plainly like the baselines, and with ``fresh_slots`` as published.
+    A release whose night's models were since replaced (a rerun of that night) cannot be rebuilt:
+    the result says so instead of measuring other models under its name.
     """
-    k, n_users = max(KS), len(day.user_ids)
+    release = releases.serving(settings)
+    if release is None or release.night >= date:
+        return None
+    trained = two_tower_artifacts.load(release.night, settings)
+    ranker = ranker_artifacts.load(release.night, settings)
+    found = {"two_tower": trained.version, "ranker": ranker.version}
+    if found != release.components:
+        return {
+            "version": release.version,
+            "night": release.night,
+            "error": f"models of night {release.night} are now {found}, not {release.components}",
+        }
+    measured, _ = release_metrics(settings, date, day, trained, ranker, default)
+    return {"version": release.version, "night": release.night, **measured}
 
-    def with_fresh_slots(scorer: ScoreBlock) -> Ranker:
-        return lambda: top_k_with_quota(
-            scorer, n_users, k, fresh, cfg.fresh_slots, day.exclude, cfg.block_size
-        )
 
-    def plain(scorer: ScoreBlock) -> Ranker:
-        return lambda: blocked_top_k(scorer, n_users, k, exclude=day.exclude, block_size=cfg.block_size)
+def evaluate(date: str, settings: Settings) -> dict[str, Any]:
+    """Measure night D's release and the serving release on day D; write and return the metrics.
 
-    return {
-        "two_tower": plain(two_tower),  # the model's own ranking, like the baselines'
-        "two_tower_fresh_slots": with_fresh_slots(two_tower),  # the lists that are published
-        **{name: plain(scorer) for name, scorer in baselines.items()},
+    Raises:
+        FileNotFoundError: when night D has no trained model, ranker or training set.
+    """
+    started = time.perf_counter()
+    trained = two_tower_artifacts.load(date, settings)
+    ranker = ranker_artifacts.load(date, settings)
+    as_of = add_days(date, -1)
+    probe = build_night(settings, date, as_of, user_ids=[])
+    items = probe.items
+    day = held_out_day(settings, date, trained.cfg, items, probe.fresh)
+    default, _ = default_list(settings, as_of, probe.video_ids, probe.fresh)
+    measured, lists = release_metrics(settings, date, day, trained, ranker, default)
+    components = {"two_tower": trained.version, "ranker": ranker.version}
+    result = {
+        "date": date,
+        "model_version": release_version(date, components),
+        "release": {"version": release_version(date, components), "components": components},
+        "protocol": "held-out day D; relevant = D's positives not watched before D; full catalog of D with "
+        "watched videos removed; features as of D-1; cold users get the default list",
+        "users": len(day.user_ids),
+        "catalog_videos": len(items),
+        "fresh_videos": int(probe.fresh.sum()),
+        "users_with_fresh_positives": int(sum(len(r) > 0 for r in day.relevant_fresh)),
+        "relevant_pairs": len(day.pairs),
+        **measured,
+        "heads": ranker_head_metrics(settings, date, ranker),
+        "goals": goals(measured["retrieval"], SOURCE_NAMES),
+        "serving": serving_metrics(settings, date, day, default),
+        "seconds": round(time.perf_counter() - started, 2),
     }
+    del lists
+    _write_metrics(result, trained, settings, date)
+    return result
 
 
-def compare(rankers: dict[str, Ranker], day: HeldOutDay) -> dict[str, dict[str, float]]:
-    """Run every ranker and measure it against the held-out day (floats rounded to 5 places)."""
-    n_items = day.exclude.shape[1]
-    retrieval: dict[str, dict[str, float]] = {}
-    for name, ranker in rankers.items():
-        method_started = time.perf_counter()
-        ranked, _ = ranker()
-        metrics = retrieval_metrics(ranked, day.relevant, n_items, ks=KS)
-        metrics["fresh_recall@100"] = recall_at_k(ranked, day.relevant_fresh, 100)
-        metrics["seconds"] = round(time.perf_counter() - method_started, 2)
-        retrieval[name] = {key: (round(v, 5) if isinstance(v, float) else v) for key, v in metrics.items()}
-    return retrieval
+def ranker_head_metrics(settings: Settings, date: str, ranker: TrainedRanker) -> dict[str, Any]:
+    """Per head, AUC and log loss of the ranker on every impression of D (features as of D-1, the
+    sources of night D: tonight's two-tower model, which never saw D)."""
+    from models.ranker.examples import build_examples
+    from models.ranker.train import head_metrics
+
+    examples = build_examples(settings, [date], ranker.cfg, cap=False)
+    return head_metrics(ranker.model, examples.x, examples.y, ranker.cfg.heads)
 
 
 def _write_metrics(result: dict[str, Any], trained: TrainedModel, settings: Settings, date: str) -> None:
@@ -249,4 +253,6 @@ def main(date: str, settings: Settings) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_job(main, "Evaluate night D's two-tower model and the baselines on day D."))
+    raise SystemExit(
+        run_job(main, "Evaluate night D's release, every stage, and the serving release on day D.")
+    )

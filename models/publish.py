@@ -3,17 +3,23 @@
 ``publish_outputs`` refuses to publish unless the "outputs" suite passed for D on exactly the rows
 that are in the gold tables now (its reports are read back and the table versions compared), so
 bad candidates never reach serving. Publishing is Feast materialization of the ``outputs`` view
-group (:func:`feature_repo.materialize.materialize`); the previous nights stay in the gold Delta tables,
-so rolling back is republishing an earlier date's partition (``python -m models.publish --date D``
-after the newer night's online values are cleared) or Delta time travel.
+group (:func:`feature_repo.materialize.materialize`), after which the night's release (the
+models behind the lists, their metrics and the gate's decision) is recorded and made the serving
+one (:mod:`reelrec.releases`). A held night publishes nothing
+(:func:`models.promotion.require_promoted`). The previous nights stay in the gold Delta tables:
+``reelrec rollback --to VERSION`` republishes an earlier release from them (:mod:`reelrec.rollback`).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from feature_repo.materialize import materialize
-from reelrec import faults, lake
+from models.promotion import require_promoted
+from models.score import RELEASE_FILE
+from reelrec import faults, lake, releases
 from reelrec.catalog import CANDIDATES, GOLD_TABLES, MODEL_VERSION
 from reelrec.errors import DataError
 from reelrec.jobs import run_job
@@ -73,11 +79,42 @@ def publish_outputs(date: str, settings: Settings) -> dict[str, Any]:
         NotValidatedError: when the outputs suite did not pass on the current gold rows of D.
     """
     require_outputs_validated(date, settings)
+    require_promoted(date, settings)  # a held rerun must not republish an earlier run's validated rows
     report = materialize(date, settings, group="outputs")
     faults.point("publish.outputs", settings, date=date)  # online values written, task not done yet
     versions = lake.read(CANDIDATES, settings, dates=[date], columns=[MODEL_VERSION]).column(0).unique()
     report[MODEL_VERSION] = versions.to_pylist()[0] if len(versions) else None
+    report["serving"] = register_release(date, settings)
     return report
+
+
+def register_release(date: str, settings: Settings) -> dict[str, Any]:
+    """Record night D's release (``runs/dt=D/release.json`` + its metrics) and make it the serving one.
+
+    Raises:
+        NotValidatedError: when score wrote no release for D.
+    """
+    path = settings.run_dir(date) / RELEASE_FILE
+    if not path.exists():
+        raise NotValidatedError(
+            f"publish dt={date}: no release at {path}; run `python -m models.score --date {date}`"
+        )
+    body = json.loads(path.read_text())
+    metrics_path = settings.run_dir(date) / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    gate = body.get("gate") or {}
+    release = releases.Release(
+        version=body["version"],
+        night=date,
+        components=body["components"],
+        metrics=dict((metrics.get("retrieval") or {}).get("final", {})),
+        gate=gate,
+        published_at=datetime.now(UTC).isoformat(),
+        forced=bool(gate.get("forced")),
+    )
+    releases.record_release(settings, release)
+    releases.set_serving(settings, release.version, reason="forced" if release.forced else "publish")
+    return {"version": release.version, "forced": release.forced}
 
 
 def main(date: str, settings: Settings) -> dict[str, Any]:

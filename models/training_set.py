@@ -46,6 +46,7 @@ from reelrec.catalog import (
     EVENTS,
     IMPRESSION,
     LIKE,
+    POSITION,
     RECENT_HISTORY_LEN,
     SHARE,
     SKIP,
@@ -191,6 +192,61 @@ def _label_impressions(grouped: pa.Table, cfg: TrainingSetConfig) -> pa.Table:
             SHARED: pa.array(shared),
         }
     ).filter(pa.array(keep))
+    return out.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
+
+
+def impression_outcomes(settings: Settings, dates: list[str], cfg: TrainingSetConfig) -> pa.Table:
+    """Every impressed (user, video, dt) of ``dates`` with what the user did: the ranker's multi-task labels.
+
+    Unlike :func:`labels` nothing is dropped (half-watched views included): a ranker predicts each
+    outcome of every impression. Videos missing from the night's catalog snapshot are dropped.
+
+    Returns:
+        Arrow table sorted by ``dt, user_id, event_timestamp`` with ``user_id, video_id, dt``,
+        ``event_timestamp`` (first impression), ``position`` (lowest feed position it was shown at),
+        ``video_age_hours``, ``watch_fraction`` (longest view / duration) and int8 outcomes
+        ``completion`` (a view >= ``completion_threshold``), ``like``, ``share``, ``skip``.
+    """
+    events = lake.read(
+        EVENTS,
+        settings,
+        dates=dates,
+        columns=[USER_ID, VIDEO_ID, EVENT_TYPE, EVENT_TS, WATCH_MS, POSITION, DT],
+    )
+    durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, DURATION_MS, UPLOAD_TS, DT])
+    shown = events.filter(pc.equal(events.column(EVENT_TYPE), IMPRESSION))
+    positions = shown.group_by([USER_ID, VIDEO_ID, DT]).aggregate([(POSITION, "min")])
+    grouped = (
+        _impressions(events.drop_columns([POSITION]))
+        .join(positions, keys=[USER_ID, VIDEO_ID, DT], join_type="left outer")
+        .join(durations, keys=[VIDEO_ID, DT], join_type="inner")
+    )
+    duration = grouped.column(DURATION_MS).to_numpy(zero_copy_only=False).astype(np.float64)
+    fraction = grouped.column("view_ms_max").to_numpy(zero_copy_only=False) / np.maximum(duration, 1.0)
+    viewed = grouped.column("is_view_any").to_numpy(zero_copy_only=False)
+    age_us = pc.subtract(
+        grouped.column("impression_ts_min").cast(pa.int64()), grouped.column(UPLOAD_TS).cast(pa.int64())
+    )
+    age_hours = np.maximum(pc.fill_null(age_us, 0).to_numpy(zero_copy_only=False) / 3.6e9, 0.0)
+
+    def flag(values: np.ndarray) -> pa.Array:
+        return pa.array(np.asarray(values, bool).astype(np.int8))
+
+    out = pa.table(
+        {
+            USER_ID: grouped.column(USER_ID),
+            VIDEO_ID: grouped.column(VIDEO_ID),
+            DT: grouped.column(DT),
+            EVENT_TIMESTAMP: grouped.column("impression_ts_min"),
+            POSITION: pc.fill_null(grouped.column(f"{POSITION}_min"), 0),
+            VIDEO_AGE: pa.array(age_hours.astype(np.float32)),
+            WATCH_FRACTION: pa.array(fraction.astype(np.float32)),
+            "completion": flag(viewed & (fraction >= cfg.completion_threshold)),
+            "like": flag(grouped.column("is_like_any").to_numpy(zero_copy_only=False)),
+            "share": flag(grouped.column("is_share_any").to_numpy(zero_copy_only=False)),
+            "skip": flag(grouped.column("is_skip_any").to_numpy(zero_copy_only=False)),
+        }
+    )
     return out.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
 
 

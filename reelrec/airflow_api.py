@@ -105,22 +105,27 @@ class AirflowApi:
         runs = found.get("dag_runs") or []
         return dict(runs[0]) if runs else None
 
-    def start_night(self, dag_id: str, date: str) -> tuple[str, bool]:
+    def start_night(self, dag_id: str, date: str, conf: dict[str, Any] | None = None) -> tuple[str, bool]:
         """Create the run of logical date ``date`` (data interval [D, D+1)), or clear the one that ran.
 
-        A run of ``date`` still queued or running is followed as it is.
+        A run of ``date`` still queued or running is followed as it is. With ``conf`` (params such as
+        ``{"force_publish": true}``) a finished run of ``date`` is deleted and created again: a
+        cleared run keeps the conf it was created with.
 
         Returns:
             The run id and whether an existing run was reused (cleared or already going).
         """
         existing = self.run_of_date(dag_id, date)
+        if existing is not None and conf and existing["state"] not in ("queued", "running"):
+            self.request("DELETE", f"/dags/{dag_id}/dagRuns/{existing['dag_run_id']}")
+            existing = None
         if existing is None:
             body = {
                 "dag_run_id": run_id_of(date),
                 "logical_date": f"{date}T00:00:00Z",
                 "data_interval_start": f"{date}T00:00:00Z",
                 "data_interval_end": f"{add_days(date, 1)}T00:00:00Z",
-                "conf": {},
+                "conf": dict(conf or {}),
                 "note": "created by reelrec run",
             }
             created = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)

@@ -12,6 +12,7 @@ The inline path (:func:`run_dag`, ``airflow dags test``) stays for debugging one
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -179,16 +180,19 @@ class DagRunOutcome:
     log_path: Path
 
 
-def run_dag(date: str, settings: Settings, dag_id: str = DAG_ID) -> DagRunOutcome:
+def run_dag(
+    date: str, settings: Settings, dag_id: str = DAG_ID, conf: dict[str, Any] | None = None
+) -> DagRunOutcome:
     """Run ``dag_id`` for logical date ``date`` in this one process (``airflow dags test``, the inline
-    debugging path); the log goes to runs/dt=D/airflow.log."""
+    debugging path), with the params ``conf``; the log goes to runs/dt=D/airflow.log."""
     ensure_db(settings)
     log_path = settings.run_dir(date) / "airflow.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.run(
-            [airflow_bin(), "dags", "test", dag_id, f"{date}T00:00:00+00:00"],
+            [airflow_bin(), "dags", "test", dag_id, f"{date}T00:00:00+00:00"]
+            + (["--conf", json.dumps(conf)] if conf else []),
             env=airflow_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,

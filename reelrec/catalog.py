@@ -73,6 +73,9 @@ TEXT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 sentence embeddings
 RECENT_HISTORY_LEN = 50
 MODEL_VERSION = "model_version"
 GENERATED_AT = "generated_at"
+# gold.candidates row of the night's default list (recent popularity with fresh slots,
+# models.default_list): served to users without a list of their own (reelrec.serving). Not a user id.
+DEFAULT_LIST_KEY = "__default__"
 
 
 @dataclass(frozen=True)
@@ -350,10 +353,29 @@ VIDEO_EMBEDDINGS = _embedding_table(
     "fresh uploads included.",
 )
 
+# Why each video of a published list is there: kept in the lake (not published online), read by
+# `reelrec recommend --explain` and the nightly report. ``sources[i]`` describes ``video_ids[i]``:
+# "<source>#<rank>" for every candidate source that proposed it (1-based rank), space-separated.
+CANDIDATE_SOURCES = Table(
+    name="candidate_sources",
+    layer="gold",
+    key=(USER_ID, DT),
+    description="Provenance of every published list: which sources proposed each video, at which rank.",
+    schema=pa.schema(
+        [
+            pa.field(USER_ID, pa.string(), nullable=False),
+            pa.field(VIDEO_IDS, pa.list_(pa.string()), nullable=False),
+            pa.field("sources", pa.list_(pa.string()), nullable=False),
+            pa.field(MODEL_VERSION, pa.string(), nullable=False),
+            pa.field(DT, pa.string(), nullable=False),
+        ]
+    ),
+)
+
 BRONZE_TABLES = (EVENTS, VIDEOS, USERS, CREATORS, FOLLOWS, QUARANTINE)
 SILVER_TABLES = (USER_FEATURES, VIDEO_FEATURES, CREATOR_FEATURES, VIDEO_CONTENT)
 GOLD_TABLES = (CANDIDATES, USER_EMBEDDINGS, VIDEO_EMBEDDINGS)
-ALL_TABLES = BRONZE_TABLES + SILVER_TABLES + GOLD_TABLES
+ALL_TABLES = BRONZE_TABLES + SILVER_TABLES + GOLD_TABLES + (CANDIDATE_SOURCES,)
 TABLES = {t.name: t for t in ALL_TABLES}
 
 

@@ -8,6 +8,8 @@ reelrec summary --date 2026-11-07
 reelrec features --user u000042 [--json]
 reelrec recommend --user u000042 [--k 10] [--json]
 reelrec status [--json]
+reelrec models list [--json]
+reelrec rollback --to VERSION [--json]
 reelrec validate --suite outputs --date 2026-11-07
 reelrec ui
 reelrec demo            # what `make run` calls: generate + run every night + summary
@@ -22,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from reelrec import cli_models
 from reelrec.dates import add_days, cli_date, dates_between
 from reelrec.settings import Settings
 
@@ -43,20 +46,29 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_nights(dates: list[str], settings: Settings, as_json: bool = False, inline: bool = False) -> int:
+def run_nights(
+    dates: list[str],
+    settings: Settings,
+    as_json: bool = False,
+    inline: bool = False,
+    conf: dict[str, Any] | None = None,
+) -> int:
     """Run the nightly DAG for each date in order; stop at the first failure.
 
     Through the scheduler of the profile's stack (started or reused) by default; ``inline`` runs each
-    night in one process with ``airflow dags test`` instead (for debugging).
+    night in one process with ``airflow dags test`` instead (for debugging). ``conf`` holds the
+    runs' params (``{"force_publish": True}``).
     """
     if not inline:
         from reelrec.nights import run_scheduled
 
-        return run_scheduled(dates, settings, as_json=as_json)
-    return _run_inline(dates, settings, as_json)
+        return run_scheduled(dates, settings, as_json=as_json, conf=conf)
+    return _run_inline(dates, settings, as_json, conf)
 
 
-def _run_inline(dates: list[str], settings: Settings, as_json: bool) -> int:
+def _run_inline(
+    dates: list[str], settings: Settings, as_json: bool, conf: dict[str, Any] | None = None
+) -> int:
     """The inline path: each night in one process (``airflow dags test``), its log in runs/dt=D."""
     from reelrec.airflow_local import run_dag, task_instances
     from reelrec.report import format_night, night_summary
@@ -65,7 +77,7 @@ def _run_inline(dates: list[str], settings: Settings, as_json: bool) -> int:
     failed = None
     for date in dates:
         print(f"[reelrec] running reelrec_nightly for dt={date} inline (airflow dags test) ...", flush=True)
-        outcome = run_dag(date, settings)
+        outcome = run_dag(date, settings, conf=conf)
         summary = night_summary(date, settings, task_instances(date, settings))
         summary["wall_seconds"] = round(outcome.seconds, 1)
         summaries.append(summary)
@@ -92,7 +104,8 @@ def _print_failure_excerpt(log_path: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    return run_nights(_dates(args.date, args.to), settings, as_json=args.json, inline=args.inline)
+    conf = {"force_publish": True} if args.force_publish else None
+    return run_nights(_dates(args.date, args.to), settings, as_json=args.json, inline=args.inline, conf=conf)
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,23 +139,58 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     from reelrec.cli_format import format_recommendations
+    from reelrec.cli_models import serving_line
     from reelrec.serving import recommend
 
     if args.k is not None and args.k < 1:
         raise SystemExit(f"--k must be >= 1, got {args.k}")
     recs = recommend(settings, args.user, k=args.k)
-    found = [r for r in recs if r["found"]]
+    answered = [r for r in recs if r["found"] or r.get("fallback")]
+    version, line = serving_line(settings)
+    why = explain(settings, answered) if args.explain else {}
     if args.json:
-        keys = ("user_id", "model_version", "generated_at", "items")
-        shown = [{key: r[key] for key in keys} for r in found]
+        keys = ("user_id", "model_version", "generated_at", "items", "found", "fallback")
+        shown: list[dict[str, Any]] = [
+            {**{key: r.get(key) for key in keys}, "serving_version": version} for r in answered
+        ]
+        for r in shown:
+            if args.explain:
+                r["sources"] = why.get(str(r["user_id"]), {})
         if shown:
             print(json.dumps(shown[0] if len(args.user) == 1 else shown, indent=2))
-    elif found:
-        print("\n\n".join(format_recommendations(r) for r in found))
+    else:
+        print("\n\n".join([line, *(format_recommendations(r, why.get(r["user_id"])) for r in answered)]))
     for r in recs:
-        if not r["found"]:
+        if not r["found"] and not r.get("fallback"):
             print(f"no candidates in the Feast online store for user {r['user_id']}", file=sys.stderr)
-    return 0 if len(found) == len(recs) else 1
+        elif not r["found"]:
+            print(f"user {r['user_id']} has no list of their own: served the default list", file=sys.stderr)
+    return 0 if len(answered) == len(recs) else 1
+
+
+def explain(settings: Settings, recs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per user, per video of their answer: the candidate sources that proposed it ("two_tower#3 ...").
+
+    Read from gold.candidate_sources of the night whose release answered (empty for the default list).
+    """
+    import pyarrow.compute as pc
+
+    from reelrec import lake, releases
+    from reelrec.catalog import CANDIDATE_SOURCES, MODEL_VERSION, USER_ID, VIDEO_IDS
+
+    out: dict[str, dict[str, str]] = {}
+    for rec in recs:
+        release = releases.get_release(settings, rec["model_version"]) if rec.get("model_version") else None
+        if not rec["found"] or release is None or not lake.exists(CANDIDATE_SOURCES, settings):
+            continue
+        rows = lake.read(CANDIDATE_SOURCES, settings, dates=[release.night])
+        mine = pc.and_(
+            pc.equal(rows.column(USER_ID), rec["user_id"]),
+            pc.equal(rows.column(MODEL_VERSION), release.version),
+        )
+        for row in rows.filter(mine).to_pylist():
+            out[rec["user_id"]] = dict(zip(row[VIDEO_IDS], row["sources"], strict=True))
+    return out
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -255,25 +303,36 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show_results(dates: list[str], settings: Settings) -> int:
-    """The end of the demo: the run summary, one user's published recommendations, where to look."""
-    from reelrec import lake
-    from reelrec.catalog import CANDIDATES
-    from reelrec.cli_format import format_recommendations
+    """The end of the demo: status, releases, one user's list with its provenance, where to look."""
+    from reelrec import lake, releases
+    from reelrec.catalog import CANDIDATES, DEFAULT_LIST_KEY
+    from reelrec.cli_format import format_recommendations, format_releases
+    from reelrec.cli_models import release_rows
     from reelrec.report import format_status, status
     from reelrec.serving import recommend
 
     print("\n[reelrec] status (reelrec status)")
     print(format_status(status(settings, limit=len(dates))))
+    serving = releases.serving(settings)
+    print("\n[reelrec] releases (reelrec models list)")
+    print(format_releases(release_rows(settings)))
+    night = serving.night if serving else dates[-1]
     user = None
     if lake.exists(CANDIDATES, settings):
-        published = lake.read(CANDIDATES, settings, dates=[dates[-1]], columns=["user_id"]).column(0)
-        user = published[0].as_py() if len(published) else None
+        published = lake.read(CANDIDATES, settings, dates=[night], columns=["user_id"]).column(0).to_pylist()
+        user = next((u for u in published if u != DEFAULT_LIST_KEY), None)
     if user is None:
-        print(f"\n[reelrec] no candidates were published for dt={dates[-1]}", file=sys.stderr)
+        print(f"\n[reelrec] no candidates were published for dt={night}", file=sys.stderr)
         _show_where_to_look(dates[-1], settings, None)
         return 1
-    print(f"\n[reelrec] what a feed service reads for {user} (reelrec recommend --user {user} --k 10)")
-    print(format_recommendations(recommend(settings, [user], k=10)[0]))
+    print(
+        f"\n[reelrec] what a feed service reads for {user} (reelrec recommend --user {user} --k 10 --explain)"
+    )
+    rec = recommend(settings, [user], k=10)[0]
+    print(format_recommendations(rec, explain(settings, [rec]).get(user)))
+    newcomer = "u_new_today"
+    print(f"\n[reelrec] a user with no list yet (reelrec recommend --user {newcomer} --k 5)")
+    print(format_recommendations(recommend(settings, [newcomer], k=5)[0]))
     _show_where_to_look(dates[-1], settings, user)
     return 0
 
@@ -301,6 +360,7 @@ Where to look (REELREC_HOME={settings.home}):
   Airflow UI         {api_url(settings)}/dags/reelrec_nightly   (.venv/bin/reelrec ui starts it)
   stop everything    .venv/bin/reelrec stop   (services: .venv/bin/reelrec services status)
   runs and metrics   .venv/bin/reelrec status [--json]
+  model versions     .venv/bin/reelrec models list   (.venv/bin/reelrec rollback --to VERSION)
   recommendations    .venv/bin/reelrec recommend --user {user} --k 10 --json
   online features    .venv/bin/reelrec features --user {user}
   feature server     .venv/bin/feast -c {settings.feast} serve   (POST /get-online-features)
@@ -329,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--inline", action="store_true", help="one process per night (airflow dags test), to debug"
     )
+    p.add_argument(
+        "--force-publish",
+        action="store_true",
+        help="publish even when the promotion gate would hold a night (recorded as forced)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("summary", help="rows, quarantine, validation and task times of past nights")
@@ -348,7 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", action="append", required=True, help="user id (repeat for several users)")
     p.add_argument("--k", type=int, default=None, help="show at most the k best items per user")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--explain", action="store_true", help="show which candidate sources proposed each video")
     p.set_defaults(func=cmd_recommend)
+
+    cli_models.add_parsers(sub)
 
     p = sub.add_parser("status", help="recent nightly runs: state, task times, row counts, metrics")
     p.add_argument("--last", type=int, default=7, help="how many logical dates (newest first)")

@@ -11,7 +11,10 @@ A spec is ``POINT[@KEY=VALUE...]:KIND[:TIMES]``, several separated by commas. ``
 strings); ``TIMES`` (default 1) is how often it fires in all, then the point is quiet again.
 Kinds are :data:`KINDS`: ``connection`` (:class:`ConnectionError`, like Redis or Postgres
 refusing a connection), ``timeout`` (:class:`TimeoutError`), ``kill`` (SIGKILL of the current
-process: a worker dying mid-task, for the reliability tests). A new kind is one entry there.
+process: a worker dying mid-task, for the reliability tests), ``corrupt`` (nothing is raised:
+:func:`point` returns True and the code at that point corrupts its own data on purpose, e.g.
+``train.labels:corrupt`` trains on shuffled labels, the broken model the promotion gate must
+hold). A new kind is one entry there.
 
 How often a spec fired is counted in ``$REELREC_HOME/faults/`` under a file lock, so "the first
 time" holds across processes and task retries: a retried Airflow task finds the fault spent and
@@ -54,8 +57,17 @@ def _kill(message: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no except clause: like the OOM killer
 
 
+def _corrupt(message: str) -> None:
+    """Nothing to raise: the caller sees ``point(...)`` return True and corrupts its data."""
+
+
 # kind -> what firing does, given the message naming the spec and the point's context.
-KINDS: dict[str, Callable[[str], None]] = {"connection": _connection, "timeout": _timeout, "kill": _kill}
+KINDS: dict[str, Callable[[str], None]] = {
+    "connection": _connection,
+    "timeout": _timeout,
+    "kill": _kill,
+    "corrupt": _corrupt,
+}
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,7 @@ def _claim(fault: Fault, settings: Settings) -> int:
         return count + 1
 
 
-def point(name: str, settings: Settings | None = None, **context: object) -> None:
+def point(name: str, settings: Settings | None = None, **context: object) -> bool:
     """A place where production can fail: fire the faults of ``REELREC_FAULTS`` that target it.
 
     Args:
@@ -135,13 +147,17 @@ def point(name: str, settings: Settings | None = None, **context: object) -> Non
         **context: what the call is doing (``view="user_daily_candidates"``), matched by
             ``@KEY=VALUE`` and shown in the error.
 
+    Returns:
+        Whether a ``corrupt`` fault fired here (the caller then corrupts its data on purpose).
+
     Raises:
         ConnectionError, TimeoutError: when a ``connection``/``timeout`` fault targets this call
             and has not fired ``TIMES`` times yet (a ``kill`` fault never returns).
     """
     text = os.environ.get(ENV)
     if not text:
-        return
+        return False
+    corrupted = False
     for fault in parse(text):
         if not fault.matches(name, context):
             continue
@@ -152,6 +168,8 @@ def point(name: str, settings: Settings | None = None, **context: object) -> Non
                 f"injected {fault.kind} fault at {name}({shown}): {fault.spec!r}, firing {number} of "
                 f"{fault.times} ({ENV})"
             )
+            corrupted = corrupted or fault.kind == "corrupt"
+    return corrupted
 
 
 def fired(settings: Settings) -> dict[str, int]:

@@ -136,6 +136,7 @@ def run_scheduled(
     settings: Settings,
     as_json: bool = False,
     stack: Sequence[Component] | None = None,
+    conf: dict[str, Any] | None = None,
 ) -> int:
     """Run the nightly DAG for each date, in order, through the scheduler; stop at the first failure.
 
@@ -144,6 +145,7 @@ def run_scheduled(
         settings: profile and home; the stack of the profile is started if not running.
         as_json: print the per-night summaries as JSON (progress then goes to stderr).
         stack: the components to use (default: the profile's); tests pass their own ports.
+        conf: the runs' params (``{"force_publish": True}``); see :meth:`AirflowApi.start_night`.
 
     Returns:
         0 when every night succeeded, 1 otherwise.
@@ -171,7 +173,7 @@ def run_scheduled(
         echo(f"[reelrec] stack ready in {time.monotonic() - began:.1f}s (started: {names})")
         summaries = []
         for date in dates:
-            run_id, reused = api.start_night(DAG_ID, date)
+            run_id, reused = api.start_night(DAG_ID, date, conf)
             again = " (cleared and rerun)" if reused else ""
             echo(f"[reelrec] dt={date}: run {run_id}{again}  {run_url(settings, run_id)}")
             outcome = follow(api, settings, run_id, echo)

@@ -39,12 +39,15 @@ def validation_results(date: str, settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-RETRIEVAL_MODELS = ("two_tower", "popularity", "covisit")
-
-
 def night_metrics(date: str, settings: Settings) -> dict[str, Any]:
     """The evaluation of night ``date`` (``runs/dt=D/metrics.json``), or ``{}`` when it was not evaluated."""
     path = settings.run_dir(date) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def night_gate(date: str, settings: Settings) -> dict[str, Any]:
+    """Night ``date``'s promotion-gate decision (``runs/dt=D/gate.json``); ``{}`` when it did not run."""
+    path = settings.run_dir(date) / "gate.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -56,6 +59,7 @@ def night_summary(date: str, settings: Settings, tasks: list[dict[str, Any]] | N
         "date": date,
         "completed": manifest is not None,
         "metrics": night_metrics(date, settings),
+        "gate": night_gate(date, settings),
         "tables": (manifest or {}).get("tables") or table_state(date, settings),
         "quarantined": quarantine_counts(date, settings),
         "validation": validation_results(date, settings),
@@ -88,6 +92,12 @@ def format_night(summary: dict[str, Any]) -> str:
         if not result["success"]:
             lines.append(f"    FAILED {result['suite']}.{result['table']}: {result['failed']} expectation(s)")
     lines.extend(format_metrics(summary.get("metrics") or {}))
+    gate = summary.get("gate") or {}
+    if gate:
+        verdict = "PUBLISH" if gate.get("publish") else "HOLD"
+        lines.append(
+            f"  promotion gate: {verdict}{' (forced)' if gate.get('forced') else ''}: {gate.get('reason')}"
+        )
     if summary["tasks"]:
         lines.append("  task durations (Airflow task instances)")
         for task in summary["tasks"]:
@@ -124,6 +134,7 @@ def format_metrics(metrics: dict[str, Any], indent: str = "  ") -> list[str]:
         "ndcg@100",
         "coverage@100",
         "fresh_recall@100",
+        "creator_diversity@10",
     )
     lines = [
         f"{indent}retrieval on dt={metrics.get('date')} ({metrics.get('users')} users, "
@@ -135,6 +146,20 @@ def format_metrics(metrics: dict[str, Any], indent: str = "  ") -> list[str]:
             f"{values[c]:>17.4f}" if isinstance(values.get(c), float) else f"{'-':>17}" for c in columns
         )
         lines.append(f"{indent}  {method:<26}{cells}")
+    serving = metrics.get("serving") or {}
+    serving_final = (serving.get("retrieval") or {}).get("final")
+    if serving_final:
+        cells = "".join(
+            f"{serving_final[c]:>17.4f}" if isinstance(serving_final.get(c), float) else f"{'-':>17}"
+            for c in columns
+        )
+        lines.append(f"{indent}  {'serving final (' + str(serving.get('night')) + ')':<26}{cells}")
+    heads = metrics.get("heads") or {}
+    if heads:
+        lines.append(
+            f"{indent}ranker heads on dt={metrics.get('date')}'s impressions: "
+            + ", ".join(f"{h} AUC {v.get('auc')} logloss {v.get('log_loss')}" for h, v in heads.items())
+        )
     return lines
 
 
@@ -168,9 +193,11 @@ def status(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
                 },
                 "rows": {name: table["rows"] for name, table in (manifest.get("tables") or {}).items()},
                 "model_version": metrics.get("model_version"),
+                "night": manifest.get("status"),
+                "gate": (manifest.get("tasks") or {}).get("gate"),
                 "metrics": {
                     key: metrics[key]
-                    for key in ("users", "catalog_videos", "fresh_videos", "retrieval")
+                    for key in ("users", "catalog_videos", "fresh_videos", "cold_users", "retrieval", "heads")
                     if key in metrics
                 },
             }
@@ -200,7 +227,12 @@ def format_status(runs: list[dict[str, Any]]) -> str:
     lines = []
     for run in runs:
         seconds = "-" if run["seconds"] is None else f"{run['seconds']:.0f}s"
-        lines.append(f"== dt={run['date']}  {run['state']}  {seconds}  model {run['model_version'] or '-'}")
+        night = f"  {run['night']}" if run.get("night") else ""
+        lines.append(
+            f"== dt={run['date']}  {run['state']}{night}  {seconds}  model {run['model_version'] or '-'}"
+        )
+        if run.get("gate"):
+            lines.append(f"  gate: {run['gate'].get('reason')}")
         tasks = run["tasks"]
         if tasks:
             cells = []

@@ -59,11 +59,27 @@ def table_state(date: str, settings: Settings) -> dict[str, dict[str, Any]]:
     return state
 
 
+def night_status(facts: dict[str, Any]) -> str:
+    """``published`` (tonight's release serves), ``held`` (the promotion gate kept the serving one,
+    ``forced`` noted), ``data-only`` (no model night: the first nights) from the tasks' facts."""
+    decision = facts.get("gate") or {}
+    if decision and not decision.get("publish"):
+        return "held"
+    if facts.get("publish"):
+        return "published (forced)" if decision.get("forced") else "published"
+    return "data-only"
+
+
 def record_manifest(date: str, facts: dict[str, Any], settings: Settings) -> Path:
     """Write ``runs/dt=D/manifest.json`` with table versions, row counts and task facts."""
     path = settings.run_dir(date) / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = {"date": date, "tables": table_state(date, settings), "tasks": facts}
+    manifest = {
+        "date": date,
+        "status": night_status(facts),
+        "tables": table_state(date, settings),
+        "tasks": facts,
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     tmp.replace(path)

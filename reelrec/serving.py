@@ -13,16 +13,27 @@ store as the view ``user_daily_candidates``; services read it through the featur
 Both return, per user and in input order::
 
     {"user_id": "u000042", "model_version": "two_tower_v1-...", "generated_at": "2026-11-02T03:15:07+00:00",
-     "items": [{"video_id": "v0000007", "score": 0.91}, ...], "found": True}
+     "items": [{"video_id": "v0000007", "score": 0.91}, ...], "found": True, "fallback": False}
+
+Users without a list: the nightly scoring also publishes a *default list* (recent popularity with
+fresh slots, :mod:`models.default_list`) as one more row of the same view, keyed
+``user_id = "__default__"`` (:data:`reelrec.catalog.DEFAULT_LIST_KEY`). Every read asks for that key
+along with the requested users, in the same single online call (:func:`feature_server_request`
+appends it too), and a user who is not ``found`` gets the default list's items, ``model_version``
+and ``generated_at`` with ``found: False, fallback: True``: a feed is never empty. The key itself is
+never a result row. Only while no default list has been published yet (a store applied but not
+materialized, or nights published before the default list existed) does a user without a list get
+the empty answer: no items, null ``model_version``/``generated_at``, ``found: False, fallback: False``.
 
 ``generated_at`` has second precision (Feast stores timestamps as epoch seconds). Scores are float32
 in the lake and are given as the shortest decimal that reads back as the same float32 (``0.9``, not
 ``0.8999999761581421``), which keeps their order.
 
-Absent users: a user is ``found`` when the online store holds a list for them. The two online
-stores say "absent" differently: SQLite answers ``NOT_FOUND``, while Feast's Redis store answers
-``PRESENT`` with empty values (it reads a hash that does not exist as fields that are all unset), so
-a user counts as found only when the status is ``PRESENT`` *and* a ``video_ids`` value came back.
+Absent users: a user (or the default list) is ``found`` when the online store holds a list for
+them. The two online stores say "absent" differently: SQLite answers ``NOT_FOUND``, while Feast's
+Redis store answers ``PRESENT`` with empty values (it reads a hash that does not exist as fields
+that are all unset), so a user counts as found only when the status is ``PRESENT`` *and* a
+``video_ids`` value came back.
 
 Freshness: Feast 0.67 flags
 ``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors, not on this read path, so a
@@ -39,7 +50,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reelrec import catalog
-from reelrec.catalog import GENERATED_AT, MODEL_VERSION, USER_ID
+from reelrec.catalog import DEFAULT_LIST_KEY, GENERATED_AT, MODEL_VERSION, USER_ID
 from reelrec.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,46 +93,76 @@ def _float32(values: Sequence[float | str]) -> list[float]:
 
 
 def not_found(user_id: str) -> dict[str, Any]:
-    """The result for a user without candidates in the online store."""
-    return {"user_id": user_id, "model_version": None, "generated_at": None, "items": [], "found": False}
+    """The result for a user without candidates while no default list is published either."""
+    return {
+        "user_id": user_id,
+        "model_version": None,
+        "generated_at": None,
+        "items": [],
+        "found": False,
+        "fallback": False,
+    }
 
 
-def _assemble(
-    user_ids: Sequence[str], columns: Mapping[str, Sequence[Any]], present: Sequence[bool], k: int | None
-) -> list[dict[str, Any]]:
-    """Per-user dicts from column-oriented online values (one entry per user in every column).
+def fallback(user_id: str, default: Mapping[str, Any]) -> dict[str, Any]:
+    """The result for a user without candidates: the default list's (a found ``default`` result)."""
+    return {**default, "user_id": user_id, "items": list(default["items"]), "found": False, "fallback": True}
 
-    ``present[i]`` is whether the store flagged user i's ``video_ids`` as ``PRESENT``; a user is
-    found only when it is and the value is not null (Redis flags absent users ``PRESENT`` with null
-    values, see the module docstring).
+
+def _stored_list(
+    user_id: str, columns: Mapping[str, Sequence[Any]], i: int, present: bool, k: int | None
+) -> dict[str, Any] | None:
+    """Row ``i`` of column-oriented online values as a found result, ``None`` when absent.
+
+    Absent: the store did not flag ``video_ids`` ``PRESENT``, or it did with a null value (Redis
+    flags absent keys ``PRESENT`` with null values, see the module docstring).
 
     Raises:
         ValueError: naming the user when the stored list's video_ids and scores differ in length, or
-            when a found user's scores, model_version or generated_at is null (a partial write).
+            when a stored list's scores, model_version or generated_at is null (a partial write).
     """
-    recs = []
-    for i, user_id in enumerate(user_ids):
-        if not present[i] or columns[VIDEO_IDS][i] is None:
-            recs.append(not_found(user_id))
-            continue
-        nulls = [name for name in (SCORES, VERSION, GENERATED) if columns[name][i] is None]
-        if nulls:
-            raise ValueError(f"feature view {VIEW}, user {user_id}: video_ids stored but {nulls} are null")
-        videos, scores = list(columns[VIDEO_IDS][i]), list(columns[SCORES][i])
-        if len(videos) != len(scores):
-            raise ValueError(
-                f"feature view {VIEW}, user {user_id}: {len(videos)} video_ids but {len(scores)} scores"
-            )
-        videos, scores = videos[:k], _float32(scores[:k])
-        recs.append(
-            {
-                "user_id": user_id,
-                "model_version": columns[VERSION][i],
-                "generated_at": _iso(columns[GENERATED][i]),
-                "items": [{"video_id": v, "score": s} for v, s in zip(videos, scores, strict=True)],
-                "found": True,
-            }
+    if not present or columns[VIDEO_IDS][i] is None:
+        return None
+    nulls = [name for name in (SCORES, VERSION, GENERATED) if columns[name][i] is None]
+    if nulls:
+        raise ValueError(f"feature view {VIEW}, user {user_id}: video_ids stored but {nulls} are null")
+    videos, scores = list(columns[VIDEO_IDS][i]), list(columns[SCORES][i])
+    if len(videos) != len(scores):
+        raise ValueError(
+            f"feature view {VIEW}, user {user_id}: {len(videos)} video_ids but {len(scores)} scores"
         )
+    videos, scores = videos[:k], _float32(scores[:k])
+    return {
+        "user_id": user_id,
+        "model_version": columns[VERSION][i],
+        "generated_at": _iso(columns[GENERATED][i]),
+        "items": [{"video_id": v, "score": s} for v, s in zip(videos, scores, strict=True)],
+        "found": True,
+        "fallback": False,
+    }
+
+
+def _assemble(
+    user_ids: Sequence[str],
+    columns: Mapping[str, Sequence[Any]],
+    present: Sequence[bool],
+    k: int | None,
+    with_default: bool = True,
+) -> list[dict[str, Any]]:
+    """Per-user dicts from column-oriented online values (one entry per requested row in every column).
+
+    With ``with_default``, the last row of every column is :data:`DEFAULT_LIST_KEY`'s, appended to
+    the request: it answers every requested user without a list of their own and is not a result.
+    ``present[i]`` is whether the store flagged row i's ``video_ids`` as ``PRESENT``.
+    """
+    n = len(user_ids) - 1 if with_default else len(user_ids)
+    default = _stored_list(DEFAULT_LIST_KEY, columns, n, present[n], k) if with_default else None
+    recs = []
+    for i, user_id in enumerate(user_ids[:n]):
+        rec = _stored_list(user_id, columns, i, present[i], k)
+        if rec is None:
+            rec = not_found(user_id) if default is None else fallback(user_id, default)
+        recs.append(rec)
     return recs
 
 
@@ -139,7 +180,8 @@ def recommend(
 
     Returns:
         One dict per user in input order (see the module docstring); a user absent from the online
-        store gets ``found: False``, null ``model_version``/``generated_at`` and no items.
+        store gets the default list with ``found: False, fallback: True`` (no items, null
+        ``model_version``/``generated_at`` and ``fallback: False`` while no default list is published).
 
     Raises:
         ValueError: when ``k < 1``.
@@ -159,10 +201,10 @@ def recommend(
 def _read(
     store: FeatureStore, service: FeatureService, user_ids: Sequence[str], k: int | None
 ) -> list[dict[str, Any]]:
-    """One ``get_online_features`` call on ``service`` for all of ``user_ids``, as result dicts."""
+    """One ``get_online_features`` call on ``service`` for all of ``user_ids`` and the default list."""
     from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-    ids = list(user_ids)
+    ids = [*user_ids, DEFAULT_LIST_KEY]
     response = store.get_online_features(
         features=service, entity_rows=[{USER_ID: user_id} for user_id in ids], full_feature_names=True
     )
@@ -195,16 +237,22 @@ class Recommender:
 
 # ---------------------------------------------------------------- Feast feature server (HTTP)
 def feature_server_request(user_ids: Sequence[str]) -> dict[str, Any]:
-    """JSON body of a ``POST /get-online-features`` to Feast's feature server for ``user_ids``."""
+    """JSON body of a ``POST /get-online-features`` to Feast's feature server for ``user_ids``.
+
+    The default list's key (:data:`DEFAULT_LIST_KEY`) is appended to the users, so the one request
+    also fetches the list of users without one; :func:`parse_feature_server_response` drops it.
+    """
     _check_ids(user_ids)
     return {
         "feature_service": FEATURE_SERVICE,
-        "entities": {USER_ID: list(user_ids)},
+        "entities": {USER_ID: [*user_ids, DEFAULT_LIST_KEY]},
         "full_feature_names": True,
     }
 
 
-def parse_feature_server_response(body: Mapping[str, Any], k: int | None = None) -> list[dict[str, Any]]:
+def parse_feature_server_response(
+    body: Mapping[str, Any], k: int | None = None, user_ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Turn the feature server's reply to :func:`feature_server_request` into :func:`recommend`'s dicts.
 
     Feast 0.67 answers column-wise: ``metadata.feature_names`` names the columns (the ``user_id``
@@ -212,9 +260,18 @@ def parse_feature_server_response(body: Mapping[str, Any], k: int | None = None)
     as ``values`` (one per requested user, in request order), ``statuses`` (``PRESENT``,
     ``NOT_FOUND``, ...) and ``event_timestamps``. Timestamps arrive as epoch seconds.
 
+    The last row, :data:`DEFAULT_LIST_KEY` (appended by :func:`feature_server_request`), is the
+    default list: it answers the users without a list and is not a result. A reply to a request
+    without that key (its last ``user_id`` is another) is decoded without a default list.
+
+    Args:
+        body: the decoded JSON reply.
+        k: keep at most the ``k`` best items per user (all when ``None``).
+        user_ids: the users the request asked for, to check the reply against (optional).
+
     Raises:
-        ValueError: when ``k < 1``, or the reply lacks a column of ``recommendations_v1`` (e.g. the
-            request did not ask for full feature names).
+        ValueError: when ``k < 1``, the reply lacks a column of ``recommendations_v1`` (e.g. the
+            request did not ask for full feature names), or its users are not ``user_ids``.
     """
     _check_k(k)
     names = body.get("metadata", {}).get("feature_names", [])
@@ -229,4 +286,10 @@ def parse_feature_server_response(body: Mapping[str, Any], k: int | None = None)
         )
     columns = {name: result["values"] for name, result in results.items()}
     present = [status == PRESENT for status in results[VIDEO_IDS]["statuses"]]
-    return _assemble(columns[USER_ID], columns, present, k)
+    users = list(columns[USER_ID])
+    with_default = bool(users) and users[-1] == DEFAULT_LIST_KEY
+    if user_ids is not None and users != [*user_ids, DEFAULT_LIST_KEY] and users != list(user_ids):
+        raise ValueError(
+            f"feature server reply is for users {users}, not {list(user_ids)} (+ {DEFAULT_LIST_KEY})"
+        )
+    return _assemble(users, columns, present, k, with_default)

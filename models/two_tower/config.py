@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from models.training_set import TrainingSetConfig
 
 _DATA = TrainingSetConfig()  # the defaults of the shared training set
+HISTORY_ENCODERS = ("mean", "attention")  # TwoTowerConfig.user_history_encoder
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class TwoTowerConfig:
     min_video_positives: int = 2  # videos with fewer training positives share the "unknown" id
     item_bias: float = 2.0  # range of a learned per-video bias next to the cosine (0: none)
     id_dropout: float = 0.25  # share of examples whose video id is hidden: content must carry fresh videos
+    # How the user tower pools the id embeddings of its histories: "mean" (order ignored) or "attention"
+    # (positions + one self-attention layer + a learned pooling query: model.AttentionHistory).
+    user_history_encoder: str = "mean"
 
     # --- optimisation (models.two_tower.train)
     temperature: float = 0.1  # softmax temperature of the cosine logits
@@ -52,6 +56,13 @@ class TwoTowerConfig:
     top_n: int = 100  # candidates kept per user
     fresh_slots: int = 10  # of top_n, reserved for videos uploaded on D (they have no interactions yet)
     block_size: int = 2048  # users per block of the exact matrix multiply
+
+    def __post_init__(self) -> None:
+        if self.user_history_encoder not in HISTORY_ENCODERS:
+            raise ValueError(
+                f"TwoTowerConfig.user_history_encoder={self.user_history_encoder!r}: "
+                f"expected one of {HISTORY_ENCODERS}"
+            )
 
     @property
     def training_set(self) -> TrainingSetConfig:

@@ -1,7 +1,10 @@
 """The two towers, built from small named modules.
 
 User tower: the user's daily engagement features plus a pooled view of the recent watch history
-(mean of the history's learned video id embeddings and mean of its text embeddings).
+and of the recent positives (their learned video id embeddings, and the mean of their text
+embeddings). ``user_history_encoder`` chooses how the id embeddings are pooled: ``"mean"`` (order
+ignored) or ``"attention"`` (the ordered history, newest first, through learned position embeddings
+and one self-attention layer, then pooled by a learned query: :class:`AttentionHistory`).
 
 Video tower: a learned id embedding (rare and unseen videos share the "unknown" id, so fresh
 uploads are embedded from content alone), the projected text and frame embeddings, a hashed creator
@@ -26,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from models.two_tower.config import TwoTowerConfig
+from reelrec.catalog import RECENT_HISTORY_LEN
 
 PAD_ID = 0  # history padding
 UNKNOWN_ID = 1  # videos outside the id vocabulary (fresh uploads, rare videos)
@@ -95,6 +99,49 @@ def _mean_pool(embedding: nn.Embedding, ids: Tensor) -> Tensor:
     return (embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def _pool(encoder: AttentionHistory | None, embedding: nn.Embedding, ids: Tensor) -> Tensor:
+    """(B, H) ids -> (B, dim) with ``encoder``, or the mean pool without one."""
+    return _mean_pool(embedding, ids) if encoder is None else encoder(embedding, ids)
+
+
+class AttentionHistory(nn.Module):
+    """(B, H) PAD_ID-padded ids, newest first -> (B, dim): attention over the ordered history.
+
+    Each video's id embedding plus a learned embedding of its position (0: newest) goes through one
+    pre-norm self-attention layer (padding masked as keys); a learned query, the same for every user
+    (target-free: the tower must not see the candidate), then weighs the positions into one vector.
+    A row without history gives zeros, as the mean pool does. Positions start near zero and the query
+    at zero, so an untrained encoder is close to a mean pool of the attended embeddings.
+    """
+
+    heads = 2
+
+    def __init__(self, dim: int, max_len: int = RECENT_HISTORY_LEN):
+        super().__init__()
+        self.positions = nn.Embedding(max_len, dim)
+        nn.init.normal_(self.positions.weight, std=0.02)
+        self.block = nn.TransformerEncoderLayer(
+            dim, self.heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.query = nn.Parameter(torch.zeros(dim))
+        self.max_len = max_len
+
+    def forward(self, embedding: nn.Embedding, ids: Tensor) -> Tensor:
+        ids = ids[:, : self.max_len]
+        if ids.shape[1] == 0:
+            return torch.zeros(len(ids), embedding.embedding_dim)
+        padding = ids == PAD_ID  # (B, H)
+        empty = padding.all(dim=1)  # (B,)
+        # A fully masked row would softmax to NaN: let it attend to its first slot, zeroed below.
+        padding[:, 0] &= ~empty
+        x = embedding(ids) + self.positions(torch.arange(ids.shape[1]))  # (B, H, dim)
+        h = self.block(x, src_key_padding_mask=padding)  # (B, H, dim)
+        logits = (h @ self.query) / h.shape[-1] ** 0.5  # (B, H)
+        weights = torch.softmax(logits.masked_fill(padding, float("-inf")), dim=1)
+        pooled = (weights.unsqueeze(-1) * h).sum(dim=1)  # (B, dim)
+        return torch.where(empty.unsqueeze(1), torch.zeros_like(pooled), pooled)
+
+
 class UserTower(nn.Module):
     """(UserInputs, shared id embedding) -> (B, embedding_dim) unit vectors."""
 
@@ -104,6 +151,12 @@ class UserTower(nn.Module):
         self.history_text = nn.Linear(text_dim, cfg.content_dim)
         self.positive_text = nn.Linear(text_dim, cfg.content_dim)
         self.head = mlp(3 * cfg.id_dim + 2 * cfg.content_dim + n_numeric, cfg.hidden_dim, cfg.embedding_dim)
+        # Created last: the "mean" tower keeps its parameters, their order and its initial weights.
+        self.history_encoder: AttentionHistory | None = None
+        self.positive_encoder: AttentionHistory | None = None
+        if cfg.user_history_encoder == "attention":
+            self.history_encoder = AttentionHistory(cfg.id_dim)
+            self.positive_encoder = AttentionHistory(cfg.id_dim)
 
     def forward(self, x: UserInputs, video_ids: nn.Embedding) -> Tensor:
         batch = len(x.numeric)
@@ -112,9 +165,9 @@ class UserTower(nn.Module):
         positive_text = x.positive_text if x.positive_text is not None else torch.zeros_like(x.history_text)
         parts = [
             self.ids(ids),
-            _mean_pool(video_ids, x.history_ids),
+            _pool(self.history_encoder, video_ids, x.history_ids),
             self.history_text(x.history_text),
-            _mean_pool(video_ids, positive_ids),
+            _pool(self.positive_encoder, video_ids, positive_ids),
             self.positive_text(positive_text),
             x.numeric,
         ]

@@ -35,6 +35,7 @@ from models.two_tower.inputs import (
     video_numeric,
 )
 from models.two_tower.model import UNKNOWN_ID, TwoTower, UserInputs, VideoInputs, in_batch_softmax_loss
+from reelrec import faults
 from reelrec.catalog import RECENT_VIDEO_IDS, USER_ID, VIDEO_ID
 from reelrec.dates import add_days, day_bounds
 from reelrec.jobs import run_job
@@ -216,19 +217,22 @@ def catalog_negatives(
     )
 
 
-def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
-    """Train night D's model on the training set built for D and save its artifacts.
+@dataclass
+class Fitted:
+    """A model trained in memory (nothing written yet)."""
 
-    Returns:
-        Facts: model_version, path, examples, epochs, losses, seconds, examples/s.
-    """
-    cfg = cfg or TwoTowerConfig()
+    model: TwoTower
+    space: FeatureSpace
+    losses: list[float]  # mean loss of each epoch
+    fit_seconds: float  # catalog negatives and the epochs, not the encoding of the positives
+
+
+def fit_night(
+    date: str, settings: Settings, cfg: TwoTowerConfig, positives: pa.Table, content: ContentLookup
+) -> Fitted:
+    """Train night D's model on the positives of D's training set, in memory (what :func:`train` saves)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    started = time.perf_counter()
-    examples = training_set.load(date, settings)
-    positives = examples.filter(pc.equal(examples.column(training_set.LABEL), 1))
-    content = ContentLookup.from_lake(settings)
     space, users, videos, log_q = prepare(positives, content, cfg)
     model = artifacts.build_model(cfg, space)
     fit_started = time.perf_counter()
@@ -241,7 +245,40 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
         catalog = catalog_negatives(settings, date, space, content, cfg, key_of, q_of)
     keys = torch.from_numpy(inverse.astype(np.int64) + UNKNOWN_ID + 1)
     losses = fit(model, users, videos, log_q, cfg, keys=keys, catalog=catalog)
-    fit_seconds = time.perf_counter() - fit_started
+    return Fitted(model, space, losses, time.perf_counter() - fit_started)
+
+
+def shuffled_users(positives: pa.Table, seed: int) -> pa.Table:
+    """``positives`` with the user side (id, history, user features) of the rows permuted: every
+    positive now pairs a video with a random user's inputs, the labels of a broken model."""
+    user_side = [
+        name
+        for name in positives.column_names
+        if name in (USER_ID, training_set.POSITIVE_HISTORY) or name.startswith(f"{USER_VIEW}__")
+    ]
+    order = pa.array(np.random.default_rng(seed).permutation(positives.num_rows))
+    for name in user_side:
+        position = positives.schema.get_field_index(name)
+        positives = positives.set_column(position, name, positives.column(name).take(order))
+    return positives
+
+
+def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> dict[str, Any]:
+    """Train night D's model on the training set built for D and save its artifacts.
+
+    Returns:
+        Facts: model_version, path, examples, epochs, losses, seconds, examples/s.
+    """
+    cfg = cfg or TwoTowerConfig()
+    started = time.perf_counter()
+    examples = training_set.load(date, settings)
+    positives = examples.filter(pc.equal(examples.column(training_set.LABEL), 1))
+    corrupted = faults.point("train.labels", settings, date=date, model="two_tower")
+    if corrupted:  # a deliberately broken model (REELREC_FAULTS=train.labels:corrupt)
+        positives = shuffled_users(positives, cfg.seed)
+    content = ContentLookup.from_lake(settings)
+    fitted = fit_night(date, settings, cfg, positives, content)
+    model, space, losses, fit_seconds = fitted.model, fitted.space, fitted.losses, fitted.fit_seconds
     path = artifacts.save(date, settings, model, space, cfg)
     version = path.name
     facts = {
@@ -250,6 +287,7 @@ def train(date: str, settings: Settings, cfg: TwoTowerConfig | None = None) -> d
         "path": str(path),
         "examples": positives.num_rows,
         "vocabulary": len(space.vocabulary),
+        "corrupted_labels": corrupted,
         "epochs": cfg.epochs,
         "losses": [round(x, 4) for x in losses],
         "fit_seconds": round(fit_seconds, 2),

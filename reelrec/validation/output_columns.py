@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reelrec.catalog import (
+    DEFAULT_LIST_KEY,
     EMBEDDING,
     MODEL_VERSION,
     SCORES,
@@ -38,7 +39,8 @@ MAX_VIDEO_EMBEDDING_NORM = 4.0
 
 OUTPUT_CHECK_COLUMNS: dict[str, str] = {
     # gold.candidates, one value per candidate row
-    "is_active_user": "user_id is an active user of D, i.e. has a row in silver.user_features dt=D",
+    "is_active_user": "user_id is an active user of D, i.e. has a row in silver.user_features dt=D "
+    f"(or, in gold.candidates, is the default list's key {DEFAULT_LIST_KEY!r})",
     "n_items": "len(video_ids)",
     "n_scores": "len(scores)",
     "n_null_items": "null entries in video_ids",
@@ -56,6 +58,8 @@ OUTPUT_CHECK_COLUMNS: dict[str, str] = {
     "then meaningless and n_nonfinite_values reports the row)",
     # coverage frames: one row per entity that must have a row, not per partition row
     "has_candidates": "per active user of D: the user has a gold.candidates row",
+    "default_list_rows": f"gold.candidates rows keyed {DEFAULT_LIST_KEY!r}, the default list of D "
+    "(a one-row frame)",
     "has_embedding": "per active user of D (user_embeddings) or per video listed in any candidates "
     "list of D (video_embeddings): it has an embedding row",
 }
@@ -109,8 +113,10 @@ def candidate_columns(rows: pa.Table, facts: OutputFacts) -> dict[str, pa.Array]
     items, item_rows, n_items = _flatten(rows.column(VIDEO_IDS))
     scores, score_rows, n_scores = _flatten(rows.column(SCORES))
     columns: dict[str, pa.Array] = {}
-    if facts.active_users is not None:
-        columns["is_active_user"] = pc.is_in(users, value_set=facts.active_users)
+    if facts.active_users is not None:  # the default list's row is no user, and belongs
+        columns["is_active_user"] = pc.or_(
+            pc.is_in(users, value_set=facts.active_users), pc.equal(users, DEFAULT_LIST_KEY)
+        )
     columns["n_items"] = pa.array(n_items)
     columns["n_scores"] = pa.array(n_scores)
     columns["n_null_items"] = pa.array(
@@ -162,7 +168,8 @@ def _list_rules(date: str) -> dict[str, Expectation]:
         "is_active_user": gxe.ExpectColumnValuesToBeInSet(
             column="is_active_user",
             value_set=[True],
-            description=f"user_id is an active user of dt={date} (has a row in silver.user_features)",
+            description=f"user_id is an active user of dt={date} (has a row in silver.user_features), "
+            f"or {DEFAULT_LIST_KEY!r} in gold.candidates",
         ),
         "n_items": between(
             column="n_items", min_value=1, description="every list is non-empty (n_items >= 1)"

@@ -5,7 +5,8 @@ timestamp (:data:`OUTPUT_RULES`) it looks inside list columns and across tables 
 watched videos, one model version): it adds the derived check columns of
 :mod:`reelrec.validation.output_columns` to a copy of the partition and compares against the facts
 of :mod:`reelrec.validation.output_facts`, plus a small *coverage* frame per table for "every
-active user / every candidate video has a row".
+active user / every candidate video has a row", and for gold.candidates a one-row frame for "the
+default list (``user_id`` :data:`~reelrec.catalog.DEFAULT_LIST_KEY`) is there exactly once".
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 
 from reelrec.catalog import (
     CANDIDATES,
+    DEFAULT_LIST_KEY,
     EVENT_TIMESTAMP,
     EVENTS,
     GOLD_TABLES,
@@ -91,6 +93,27 @@ def _coverage_expectation(table: Table, flag: str, date: str) -> Expectation:
     )
 
 
+def _default_list_batch(rows: pa.Table, date: str) -> Batch:
+    """The frame that checks gold.candidates holds the default list of D exactly once.
+
+    Its other rules (non-empty, no duplicate, finite sorted scores, the night's model version) are
+    the per-row rules every list meets; it is exempt from ``is_active_user`` only.
+    """
+    import great_expectations.expectations as gxe
+
+    count = pc.sum(pc.equal(rows.column(USER_ID), DEFAULT_LIST_KEY)).as_py() or 0
+    expectation = gxe.ExpectColumnValuesToBeBetween(
+        column="default_list_rows",
+        min_value=1,
+        max_value=1,
+        description=f"gold.candidates dt={date} holds the default list (user_id {DEFAULT_LIST_KEY!r}) "
+        "exactly once: users without a list are served it",
+    )
+    return Batch(
+        ".default_list", pa.table({"default_list_rows": pa.array([count], pa.int64())}), [expectation]
+    )
+
+
 def output_checks(
     table: Table, rows: pa.Table, date: str, facts: OutputFacts
 ) -> tuple[list[Batch], list[dict[str, Any]]]:
@@ -116,4 +139,6 @@ def output_checks(
     if coverage is not None:
         flag = coverage.column_names[1]
         batches.append(Batch(".coverage", coverage, [_coverage_expectation(table, flag, date)]))
+    if table.name == CANDIDATES.name:
+        batches.append(_default_list_batch(rows, date))
     return batches, unavailable

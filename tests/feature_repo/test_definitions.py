@@ -25,7 +25,7 @@ ALL_VIEWS = [
     "video_daily_performance",
     "video_static_content",
 ]
-ALL_SERVICES = ["creator_insights_v1", "embeddings_v1", "recommendations_v1", "two_tower_v1"]
+ALL_SERVICES = ["creator_insights_v1", "embeddings_v1", "ranker_v1", "recommendations_v1", "two_tower_v1"]
 
 
 def test_every_view_field_comes_from_the_catalog_with_description_and_type() -> None:
@@ -57,9 +57,17 @@ def _source_for(table: catalog.Table) -> Any:
 
 def test_services_are_versioned_and_two_tower_joins_user_and_video() -> None:
     services = {s.name: s for s in FEATURE_SERVICES}
-    assert set(services) == {"two_tower_v1", "creator_insights_v1", "recommendations_v1", "embeddings_v1"}
+    assert set(services) == {
+        "two_tower_v1",
+        "ranker_v1",
+        "creator_insights_v1",
+        "recommendations_v1",
+        "embeddings_v1",
+    }
     two_tower = {p.name for p in services["two_tower_v1"].feature_view_projections}
     assert two_tower == {"user_daily_engagement", "video_daily_performance", "video_static_content"}
+    ranker = {p.name for p in services["ranker_v1"].feature_view_projections}
+    assert ranker == {"user_daily_engagement", "video_daily_performance", "creator_daily_audience"}
     assert {p.name for p in services["recommendations_v1"].feature_view_projections} == {
         "user_daily_candidates"
     }

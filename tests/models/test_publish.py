@@ -79,3 +79,17 @@ def test_passing_reports_of_the_current_versions_are_accepted(settings: Settings
     _write_candidates(settings)
     _reports(settings, success=True)
     require_outputs_validated(D, settings)  # does not raise
+
+
+def test_publish_of_a_night_the_gate_held_is_refused(settings: Settings) -> None:
+    import json
+
+    from models.gate import HeldError
+
+    _write_candidates(settings)
+    _reports(settings, success=True)
+    gate = settings.run_dir(D) / "gate.json"
+    gate.parent.mkdir(parents=True, exist_ok=True)
+    gate.write_text(json.dumps({"publish": False, "reason": "held: final list NDCG@10 0.01 < ..."}))
+    with pytest.raises(HeldError, match="held by the promotion gate"):
+        publish_outputs(D, settings)

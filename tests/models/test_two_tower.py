@@ -39,6 +39,7 @@ from models.two_tower.inputs import (
 from models.two_tower.model import (
     PAD_ID,
     UNKNOWN_ID,
+    AttentionHistory,
     TwoTower,
     UserInputs,
     VideoInputs,
@@ -119,6 +120,128 @@ def test_history_pool_ignores_padding_and_order() -> None:
     with torch.no_grad():
         u = model.embed_users(users)
     torch.testing.assert_close(u[0], u[1])
+
+
+# ------------------------------------------------------------------------------------------ history encoders
+ATTENTION = replace(SMALL, user_history_encoder="attention")
+
+
+def _with_positives(users: UserInputs, seed: int) -> UserInputs:
+    """``users`` plus positive ids (row 1 without any) and their text."""
+    g = torch.Generator().manual_seed(seed)
+    users.positive_ids = torch.randint(2, 12, (len(users.numeric), RECENT_HISTORY_LEN), generator=g)
+    users.positive_ids[:, 7:] = PAD_ID
+    users.positive_ids[1] = PAD_ID
+    users.positive_text = torch.randn(len(users.numeric), TEXT_EMBEDDING_DIM, generator=g)
+    return users
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("grad", [False, True])
+def test_attention_tower_shapes_norms_and_empty_history(grad: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model(ATTENTION, _space(10)).eval()
+    assert model.user.history_encoder is not None and model.user.positive_encoder is not None
+    users = _with_positives(_random_inputs(6, 12, seed=2)[0], seed=3)  # row 0: no history, 1: no positives
+    with torch.set_grad_enabled(grad):  # no_grad may take torch's fused attention path: same answer
+        u = model.embed_users(users)
+        pooled = model.user.history_encoder(model.video.ids, users.history_ids)
+        nothing = model.user.positive_encoder(model.video.ids, torch.full((3, 5), PAD_ID))
+    assert u.shape == (6, ATTENTION.embedding_dim + 1) and torch.isfinite(u).all()
+    torch.testing.assert_close(u[:, :-1].norm(dim=1), torch.ones(6))
+    assert pooled.shape == (6, ATTENTION.id_dim) and torch.isfinite(pooled).all()
+    assert (pooled[0] == 0).all() and (pooled[1:].abs().sum(1) > 0).all()
+    assert (nothing == 0).all()
+    if grad:  # an empty history must not put NaN into the gradients either
+        u.sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("encoder", ["mean", "attention"])
+@pytest.mark.parametrize("stream", ["history_ids", "positive_ids"])
+def test_history_order_matters_only_for_attention(encoder: str, stream: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(replace(SMALL, user_history_encoder=encoder), _space(10)).eval()
+    users, _ = _random_inputs(2, 12, seed=1)
+    users.numeric[1], users.history_text[1] = users.numeric[0], users.history_text[0]
+    users.history_ids[:] = PAD_ID
+    users.history_ids[:, :4] = torch.tensor([5, 3, 8, 2])
+    users.positive_ids = users.history_ids.clone()
+    users.positive_text = torch.zeros_like(users.history_text)
+    ordered: torch.Tensor = getattr(users, stream)
+    ordered[0, :3] = torch.tensor([4, 7, 9])
+    ordered[1, :3] = torch.tensor([9, 4, 7])  # same videos, watched in another order
+    with torch.no_grad():
+        u = model.embed_users(users)
+    if encoder == "mean":
+        torch.testing.assert_close(u[0], u[1])
+    else:
+        assert (u[0] - u[1]).abs().max() > 1e-4
+
+
+@pytest.mark.torch
+def test_attention_padding_does_not_change_the_output() -> None:
+    torch.manual_seed(0)
+    model = build_model(ATTENTION, _space(10)).eval()
+    users = _with_positives(_random_inputs(4, 12, seed=6)[0], seed=7)
+    users.history_ids[:, 5:] = PAD_ID
+    short = UserInputs(
+        users.numeric,
+        users.history_ids[:, :5],
+        users.history_text,
+        users.ids,
+        users.positive_ids[:, :7] if users.positive_ids is not None else None,
+        users.positive_text,
+    )
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(model.embed_users(users), model.embed_users(short))
+    # Histories longer than the position table keep their newest RECENT_HISTORY_LEN videos.
+    encoder = AttentionHistory(SMALL.id_dim, max_len=4).eval()
+    ids = torch.tensor([[3, 5, 7, 9, 11, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(model.video.ids, ids), encoder(model.video.ids, ids[:, :4]))
+
+
+@pytest.mark.torch
+def test_attention_modules_leave_the_mean_towers_initial_weights_alone() -> None:
+    # They are created last, so a default ("mean") model is the same model, weight for weight, as before.
+    space = _space(10)
+    torch.manual_seed(5)
+    mean = build_model(SMALL, space).state_dict()
+    torch.manual_seed(5)
+    attention = build_model(ATTENTION, space).state_dict()
+    extra = set(attention) - set(mean)
+    assert set(mean) <= set(attention)
+    assert extra and all(k.startswith(("user.history_encoder.", "user.positive_encoder.")) for k in extra)
+    for name, tensor in mean.items():
+        assert torch.equal(tensor, attention[name]), name
+
+
+@pytest.mark.torch
+def test_tiny_training_run_with_attention_reduces_loss() -> None:
+    space, users, videos, log_q, _ = _topic_problem()
+    users.history_ids = users.history_ids[:, :8]  # 5 videos each: the rest is padding, and slow
+    cfg = replace(TINY, user_history_encoder="attention")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, space)
+    losses = fit(model, users, videos, log_q, cfg)
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < 0.8 * losses[0], losses
+    with torch.no_grad():
+        scores = model.embed_users(users) @ model.embed_videos(videos).T  # (N, N)
+    same = ((users.history_ids[:, 0] - 2) % N_TOPICS)[:, None] == ((videos.ids - 2) % N_TOPICS)[None, :]
+    assert scores[same].mean() > scores[~same].mean() + 0.3
+
+
+def test_config_names_its_history_encoder() -> None:
+    assert TwoTowerConfig().user_history_encoder == "mean"
+    with pytest.raises(ValueError, match="user_history_encoder='gru'"):
+        TwoTowerConfig(user_history_encoder="gru")
+    old = json.loads(TwoTowerConfig().to_json())
+    del old["user_history_encoder"]  # a config.json saved before the field existed
+    assert TwoTowerConfig.from_json(json.dumps(old)) == TwoTowerConfig()
 
 
 # ------------------------------------------------------------------------------------------ loss
@@ -462,3 +585,31 @@ def test_prepare_encodes_positives_with_log_q_and_unseen_videos() -> None:
     torch.testing.assert_close(videos.frame[0], torch.full((FRAME_EMBEDDING_DIM,), 0.2))
     assert (videos.frame[1:] == 0).all()
     assert videos.creator[0] == videos.creator[1]
+
+
+def test_shuffled_users_detach_every_user_input_from_its_video() -> None:
+    from models.training_set import POSITIVE_HISTORY
+    from models.two_tower.train import shuffled_users
+
+    n = 50
+    positives = pa.table(
+        {
+            "user_id": [f"u{i:02d}" for i in range(n)],
+            "video_id": [f"v{i:02d}" for i in range(n)],
+            POSITIVE_HISTORY: [[f"h{i:02d}"] for i in range(n)],
+            f"{USER_VIEW}__views_7d": list(range(n)),
+            f"{VIDEO_VIEW}__views_7d": list(range(n)),
+        }
+    )
+    out = shuffled_users(positives, seed=7)
+    users = out.column("user_id").to_pylist()
+    assert sorted(users) == sorted(positives.column("user_id").to_pylist())  # a permutation
+    assert (
+        sum(u[1:] != v[1:] for u, v in zip(users, out.column("video_id").to_pylist(), strict=True)) > n // 2
+    )
+    # The user side moves together; the video side stays with its video.
+    rows = out.to_pylist()
+    assert all(r[POSITIVE_HISTORY] == [f"h{r['user_id'][1:]}"] for r in rows)
+    assert all(r[f"{USER_VIEW}__views_7d"] == int(r["user_id"][1:]) for r in rows)
+    assert out.column("video_id").equals(positives.column("video_id"))
+    assert out.column(f"{VIDEO_VIEW}__views_7d").equals(positives.column(f"{VIDEO_VIEW}__views_7d"))

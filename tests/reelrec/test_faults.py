@@ -110,3 +110,13 @@ def _base_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != faults.ENV}
+
+
+def test_a_corrupt_fault_raises_nothing_and_tells_the_caller_to_corrupt(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(faults.ENV, "train.labels@date=2026-11-05:corrupt:2")
+    assert faults.point("train.labels", settings, date="2026-11-04") is False  # another night
+    assert faults.point("train.labels", settings, date="2026-11-05", model="two_tower") is True
+    assert faults.point("train.labels", settings, date="2026-11-05", model="ranker") is True
+    assert faults.point("train.labels", settings, date="2026-11-05", model="ranker") is False  # spent

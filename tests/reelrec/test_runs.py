@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -85,6 +86,7 @@ def test_manifest_round_trip_records_versions_rows_and_task_facts(settings: Sett
     manifest = read_manifest(D2, settings)
     assert manifest == {
         "date": D2,
+        "status": "data-only",  # no gate decision, nothing published: the model plane was skipped
         # D2's rows and the table's version after the run; tables never written are left out
         "tables": {"bronze.follows": {"version": 1, "rows": 1}},
         "tasks": facts,
@@ -129,3 +131,16 @@ def test_table_state_covers_every_written_table(settings: Settings) -> None:
         "bronze.follows": {"version": 1, "rows": 2},
         "bronze.users": {"version": 0, "rows": 0},  # written, but nothing on D1
     }
+
+
+@pytest.mark.parametrize(
+    ("facts", "status"),
+    [
+        ({"train": None, "publish": None}, "data-only"),
+        ({"gate": {"publish": True, "forced": False}, "publish": {"rows": 3}}, "published"),
+        ({"gate": {"publish": True, "forced": True}, "publish": {"rows": 3}}, "published (forced)"),
+        ({"gate": {"publish": False, "reason": "held: ..."}, "publish": None}, "held"),
+    ],
+)
+def test_night_status_reads_the_gate_and_publish_facts(facts: dict[str, Any], status: str) -> None:
+    assert runs.night_status(facts) == status

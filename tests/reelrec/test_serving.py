@@ -5,7 +5,9 @@ Gold tables of two nights are written by hand with delta-rs, applied and publish
 a store runs on both stores (the ``store`` parameter): the embedded SQLite online store with its
 file registry, and Redis with the PostgreSQL registry (``services``; a Feast project of its own per
 fixture, torn down at the end). The two answer an absent user differently (see
-:mod:`reelrec.serving`), which is what the Redis runs are for.
+:mod:`reelrec.serving`), which is what the Redis runs are for. D2 also publishes the default list
+(``user_id`` ``__default__``) that users without a list are served; D1 does not, so a store holding
+only D1 shows the answer before any default list exists.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pytest
 from feature_repo.materialize import materialize
 from feature_repo.registry import apply, teardown
 from reelrec import catalog, cli, lake
+from reelrec.catalog import DEFAULT_LIST_KEY
 from reelrec.cli_format import format_recommendations
 from reelrec.dates import feature_timestamp
 from reelrec.serving import (
@@ -68,6 +71,7 @@ LISTS: dict[str, dict[str, list[tuple[str, float]]]] = {
             ("v0000001", 0.05),
         ],
         U2: [("v0000002", 0.65), ("v0000001", 0.4)],
+        DEFAULT_LIST_KEY: [("v0000004", 3.0), ("v0000001", 2.5), ("v0000003", 1.25)],
     },
 }
 
@@ -108,6 +112,17 @@ def expected(user_id: str, date: str, k: int | None = None) -> dict[str, Any]:
         "generated_at": GENERATED[date].isoformat(),
         "items": [{"video_id": v, "score": s} for v, s in LISTS[date][user_id][:k]],
         "found": True,
+        "fallback": False,
+    }
+
+
+def default_for(user_id: str, k: int | None = None) -> dict[str, Any]:
+    """What ``recommend`` must return for a user without a list: D2's default list."""
+    return {
+        **expected(DEFAULT_LIST_KEY, D2, k),
+        "user_id": user_id,
+        "found": False,
+        "fallback": True,
     }
 
 
@@ -188,11 +203,14 @@ def test_recommend_serves_the_latest_night_best_first(published: Settings) -> No
 
 
 @pytest.mark.feast
-def test_an_absent_user_is_not_found_never_an_error(published: Settings) -> None:
+def test_an_absent_user_gets_the_default_list_never_an_empty_answer(published: Settings) -> None:
     # Redis answers an absent key PRESENT with null values; SQLite answers NOT_FOUND. Same result.
-    assert recommend(published, ["u999999"]) == [not_found("u999999")]
-    assert recommend(published, ["u999999"], k=1) == [not_found("u999999")]
-    assert Recommender(published)(["u999999", U3]) == [not_found("u999999"), expected(U3, D1)]
+    assert recommend(published, ["u999999"]) == [default_for("u999999")]
+    assert recommend(published, ["u999999"], k=1) == [default_for("u999999", k=1)]
+    assert Recommender(published)(["u999999", U3]) == [default_for("u999999"), expected(U3, D1)]
+    (rec,) = recommend(published, ["u999999"], k=2)
+    assert rec["found"] is False and rec["fallback"] is True and rec["model_version"] == MODEL[D2]
+    assert rec["items"] == [{"video_id": "v0000004", "score": 3.0}, {"video_id": "v0000001", "score": 2.5}]
 
 
 @pytest.mark.feast
@@ -221,17 +239,18 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
 
     monkeypatch.setattr(recommender.store, "get_online_features", counting)
     recs = recommender(["u999999", U2, U1, "u999999", U2], k=1)
-    assert calls == [5]  # one online read for the whole batch
+    assert calls == [6]  # one online read for the whole batch and the default list
     assert [r["user_id"] for r in recs] == ["u999999", U2, U1, "u999999", U2]
     assert (
         recs[0]
         == recs[3]
         == {
             "user_id": "u999999",
-            "model_version": None,
-            "generated_at": None,
-            "items": [],
+            "model_version": MODEL[D2],
+            "generated_at": GENERATED[D2].isoformat(),
+            "items": [{"video_id": "v0000004", "score": 3.0}],
             "found": False,
+            "fallback": True,
         }
     )
     assert recs[1] == recs[4] == expected(U2, D2, k=1)
@@ -248,9 +267,20 @@ def test_publishing_a_new_night_switches_the_model_version(empty_store: Settings
     materialize(D1, settings, group="outputs")
     service = Recommender(settings)  # a long-lived service, started before D2 is published
     assert service([U1, U3]) == [expected(U1, D1), expected(U3, D1)]
+    # D1 published no default list: a user without a list gets the empty answer, no fallback
+    assert service(["u999999"]) == [not_found("u999999")]
+    assert not_found("u999999") == {
+        "user_id": "u999999",
+        "model_version": None,
+        "generated_at": None,
+        "items": [],
+        "found": False,
+        "fallback": False,
+    }
 
     materialize(D2, settings, group="outputs")
     assert service([U1, U3]) == [expected(U1, D2), expected(U3, D1)]  # U3 was not scored on D2
+    assert service(["u999999", U1]) == [default_for("u999999"), expected(U1, D2)]  # D2's default list
 
     offline = lake.read(catalog.CANDIDATES, settings, dates=[D1]).to_pylist()  # kept for rollback
     assert {r[catalog.MODEL_VERSION] for r in offline} == {MODEL[D1]}
@@ -277,9 +307,17 @@ def test_cli_recommend_prints_the_json_contract(published: Settings, capsys: pyt
     home = ["--home", str(published.home)]
     assert cli.main([*home, "recommend", "--user", U1, "--k", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    want = expected(U1, D2, k=2)
-    del want["found"]
-    assert out == want and list(out) == ["user_id", "model_version", "generated_at", "items"]
+    want = {**expected(U1, D2, k=2), "serving_version": None}  # this home recorded no release
+    assert out == want
+    assert list(out) == [
+        "user_id",
+        "model_version",
+        "generated_at",
+        "items",
+        "found",
+        "fallback",
+        "serving_version",
+    ]
 
     assert cli.main([*home, "recommend", "--user", U2, "--user", U1, "--json"]) == 0
     assert [r["user_id"] for r in json.loads(capsys.readouterr().out)] == [U2, U1]
@@ -289,19 +327,19 @@ def test_cli_recommend_prints_the_json_contract(published: Settings, capsys: pyt
 
 
 @pytest.mark.feast
-def test_cli_recommend_fails_for_a_user_without_candidates(
+def test_cli_recommend_answers_a_user_without_a_list_with_the_default_list(
     published: Settings, capsys: pytest.CaptureFixture
 ) -> None:
     home = ["--home", str(published.home)]
-    assert cli.main([*home, "recommend", "--user", "u999999", "--json"]) == 1
+    assert cli.main([*home, "recommend", "--user", "u999999", "--json"]) == 0
     captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "no candidates in the Feast online store for user u999999" in captured.err
+    assert json.loads(captured.out) == {**default_for("u999999"), "serving_version": None}
+    assert "user u999999 has no list of their own: served the default list" in captured.err
 
-    assert cli.main([*home, "recommend", "--user", U1, "--user", "u999999", "--json"]) == 1
+    assert cli.main([*home, "recommend", "--user", U1, "--user", "u999999"]) == 0
     captured = capsys.readouterr()
-    assert [r["user_id"] for r in json.loads(captured.out)] == [U1]
-    assert "user u999999" in captured.err
+    assert "user u999999: no list of their own, the default list" in captured.out
+    assert f"user {U1}" in captured.out
     with pytest.raises(SystemExit, match="--k must be >= 1"):
         cli.main([*home, "recommend", "--user", U1, "--k", "0"])
 
@@ -310,10 +348,11 @@ def test_cli_recommend_fails_for_a_user_without_candidates(
 def test_feature_server_request_and_response_parsing() -> None:
     assert feature_server_request([U1, "u9"]) == {
         "feature_service": "recommendations_v1",
-        "entities": {"user_id": [U1, "u9"]},
+        "entities": {"user_id": [U1, "u9", "__default__"]},  # the default list, in the same request
         "full_feature_names": True,
     }
-    ts = ["2026-11-02T23:59:59Z", "1970-01-01T00:00:00Z"]
+    ts = ["2026-11-02T23:59:59Z", "1970-01-01T00:00:00Z", "2026-11-02T23:59:59Z"]
+    generated = int(GENERATED[D2].timestamp())
     body: dict[
         str, Any
     ] = {  # Feast 0.67's shape: column-wise, columns in no fixed order, timestamps in epoch seconds
@@ -327,19 +366,43 @@ def test_feature_server_request_and_response_parsing() -> None:
             ]
         },
         "results": [
-            {"values": [U1, "u9"], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ts},
-            {"values": [[0.949999988079071, 0.75], None], "statuses": ["PRESENT", "NOT_FOUND"]},
-            {"values": [MODEL[D2], None], "statuses": ["PRESENT", "NOT_FOUND"]},
-            {"values": [["v0000005", "v0000004"], None], "statuses": ["PRESENT", "NOT_FOUND"]},
-            {"values": [int(GENERATED[D2].timestamp()), None], "statuses": ["PRESENT", "NOT_FOUND"]},
+            {"values": [U1, "u9", DEFAULT_LIST_KEY], "statuses": ["PRESENT"] * 3, "event_timestamps": ts},
+            {
+                "values": [[0.949999988079071, 0.75], None, [3.0, 2.5]],
+                "statuses": ["PRESENT", "NOT_FOUND", "PRESENT"],
+            },
+            {"values": [MODEL[D2], None, MODEL[D2]], "statuses": ["PRESENT", "NOT_FOUND", "PRESENT"]},
+            {
+                "values": [["v0000005", "v0000004"], None, ["v0000004", "v0000001"]],
+                "statuses": ["PRESENT", "NOT_FOUND", "PRESENT"],
+            },
+            {"values": [generated, None, generated], "statuses": ["PRESENT", "NOT_FOUND", "PRESENT"]},
         ],
     }
-    assert parse_feature_server_response(body) == [expected(U1, D2, k=2), not_found("u9")]
-    assert parse_feature_server_response(body, k=1) == [expected(U1, D2, k=1), not_found("u9")]
+    assert parse_feature_server_response(body) == [expected(U1, D2, k=2), default_for("u9", k=2)]
+    assert parse_feature_server_response(body, k=1, user_ids=[U1, "u9"]) == [
+        expected(U1, D2, k=1),
+        default_for("u9", k=1),
+    ]
+    with pytest.raises(
+        ValueError, match=r"reply is for users \['u000001', 'u9', '__default__'\], not \['u9'\]"
+    ):
+        parse_feature_server_response(body, user_ids=["u9"])
     redis_form = json.loads(json.dumps(body))  # Redis: an absent user is PRESENT with null values
     for column in redis_form["results"][1:]:
-        column["statuses"] = ["PRESENT", "PRESENT"]
-    assert parse_feature_server_response(redis_form) == [expected(U1, D2, k=2), not_found("u9")]
+        column["statuses"] = ["PRESENT"] * 3
+    assert parse_feature_server_response(redis_form) == [expected(U1, D2, k=2), default_for("u9", k=2)]
+    no_default = json.loads(json.dumps(redis_form))  # the key was asked for, no default list published
+    for column in no_default["results"][1:]:
+        column["values"][2] = None
+    assert parse_feature_server_response(no_default) == [expected(U1, D2, k=2), not_found("u9")]
+    without_key = json.loads(json.dumps(body))  # a request that did not append the key: no fallback
+    for column in without_key["results"]:
+        column["values"], column["statuses"] = column["values"][:2], column["statuses"][:2]
+    assert parse_feature_server_response(without_key, user_ids=[U1, "u9"]) == [
+        expected(U1, D2, k=2),
+        not_found("u9"),
+    ]
     redis_form["results"][2]["values"][0] = None  # video_ids stored but no model_version: a partial write
     with pytest.raises(ValueError, match=r"user u000001: video_ids stored but \['user_daily_candidates__mo"):
         parse_feature_server_response(redis_form)
@@ -420,7 +483,10 @@ def test_feature_server_answers_like_the_sdk(published: Settings, feature_server
     started = time.perf_counter()
     body = _post(endpoint, feature_server_request(users[:3]))
     warm_s = time.perf_counter() - started
-    assert parse_feature_server_response(cold) == recommend(published, users)
+    assert parse_feature_server_response(cold, user_ids=users) == recommend(published, users)
     assert parse_feature_server_response(body, k=2) == recommend(published, users[:3], k=2)
-    assert parse_feature_server_response(body, k=2)[0] == expected(U2, D2, k=2)
+    assert parse_feature_server_response(body, k=2)[:2] == [
+        expected(U2, D2, k=2),
+        default_for("u999999", k=2),
+    ]
     print(f"\nHTTP /get-online-features, 3 users: first {cold_s * 1000:.1f} ms, then {warm_s * 1000:.1f} ms")

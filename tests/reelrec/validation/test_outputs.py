@@ -47,6 +47,9 @@ CANDIDATE_LISTS = {
     "u2": ["v2", "v5", "v6"],
     "u3": ["v7", "v1", "v0"],
 }
+# The night's default list (models.default_list), served to users without a list: no active user,
+# watched by no one; every other rule of a list holds for it.
+DEFAULT_LIST = ["v1", "v4", "v6"]
 
 
 def unit(i: int, dim: int = 4) -> list[float]:
@@ -63,7 +66,7 @@ def clean_night() -> dict[str, Rows]:
         "user_features": [dict(user_id=u, event_timestamp=STAMP) for u in CANDIDATE_LISTS],
         "candidates": [
             dict(user_id=u, video_ids=list(items), scores=[0.9, 0.5, 0.1], **gold)
-            for u, items in CANDIDATE_LISTS.items()
+            for u, items in {**CANDIDATE_LISTS, catalog.DEFAULT_LIST_KEY: DEFAULT_LIST}.items()
         ],
         "user_embeddings": [
             dict(user_id=u, embedding=unit(i), **gold) for i, u in enumerate(CANDIDATE_LISTS)
@@ -148,6 +151,7 @@ def test_clean_outputs_pass_and_reports_are_written(night: dict[str, Rows], sett
         "n_nonfinite_scores",
         "scores_sorted",
         "has_candidates",
+        "default_list_rows",
         "model_version",
         "event_timestamp",
     } <= checked["candidates"]
@@ -215,6 +219,29 @@ BROKEN: dict[str, tuple[str, Mutation, str, str, str]] = {
         "is_active_user",
         f"user_id is an active user of dt={D}",
         '{"user_id": "u9", "is_active_user": false}',
+    ),
+    "missing_default_list": (
+        "candidates",
+        lambda n: drop(n["candidates"], "user_id", catalog.DEFAULT_LIST_KEY),
+        "default_list_rows",
+        f"gold.candidates dt={D} holds the default list (user_id '__default__') exactly once",
+        '{"default_list_rows": 0}',
+    ),
+    "empty_default_list": (
+        "candidates",
+        lambda n: set_field(n["candidates"], "user_id", catalog.DEFAULT_LIST_KEY, video_ids=[], scores=[]),
+        "n_items",
+        "every list is non-empty",
+        '{"user_id": "__default__", "n_items": 0}',
+    ),
+    "duplicate_item_in_default_list": (
+        "candidates",
+        lambda n: set_field(
+            n["candidates"], "user_id", catalog.DEFAULT_LIST_KEY, video_ids=["v1", "v4", "v1"]
+        ),
+        "n_duplicate_items",
+        "no duplicate video id within a list",
+        '{"user_id": "__default__", "n_duplicate_items": 1, "duplicate_items": ["v1"]}',
     ),
     "empty_list": (
         "candidates",

@@ -42,16 +42,18 @@ from models.interactions import pairs_matrix
 from models.promotion import release_version
 from models.ranker import artifacts as ranker_artifacts
 from models.ranker.artifacts import TrainedRanker
+from models.ranker.features import video_catalog
 from models.sources.base import Night
 from models.sources.config import SOURCE_NAMES
 from models.sources.night import build_night
 from models.stages import NightLists, make_lists
 from models.two_tower import artifacts as two_tower_artifacts
+from models.two_tower import embed
 from models.two_tower.artifacts import TrainedModel
 from models.two_tower.config import TwoTowerConfig
 from reelrec import lake, releases
-from reelrec.catalog import CREATOR_ID, USER_FEATURES, USER_ID, VIDEO_ID, VIDEOS
-from reelrec.dates import add_days
+from reelrec.catalog import USER_FEATURES, USER_ID, VIDEO_ID
+from reelrec.dates import add_days, day_bounds
 from reelrec.history import watched
 from reelrec.jobs import run_job
 from reelrec.settings import Settings
@@ -101,16 +103,10 @@ def held_out_day(
 
 def creator_codes(settings: Settings, date: str, video_ids: list[str]) -> np.ndarray:
     """(I,) int creator code of each catalog video of D's snapshot (-1 when unknown)."""
-    videos = lake.read(VIDEOS, settings, dates=[date], columns=[VIDEO_ID, CREATOR_ID])
-    creator_of = dict(
-        zip(videos.column(VIDEO_ID).to_pylist(), videos.column(CREATOR_ID).to_pylist(), strict=True)
-    )
+    creators, _ = video_catalog(settings, date, video_ids)
     codes: dict[str, int] = {}
     return np.fromiter(
-        (
-            codes.setdefault(creator_of[v], len(codes)) if creator_of.get(v) is not None else -1
-            for v in video_ids
-        ),
+        (codes.setdefault(c, len(codes)) if c is not None else -1 for c in creators),
         np.int64,
         len(video_ids),
     )
@@ -200,10 +196,11 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
     trained = two_tower_artifacts.load(date, settings)
     ranker = ranker_artifacts.load(date, settings)
     as_of = add_days(date, -1)
-    probe = build_night(settings, date, as_of, user_ids=[])
-    items = probe.items
-    day = held_out_day(settings, date, trained.cfg, items, probe.fresh)
-    default, _ = default_list(settings, as_of, probe.video_ids, probe.fresh)
+    catalog = embed.load_catalog(settings, date, as_of, requested_at=day_bounds(date)[0])
+    items = {v: i for i, v in enumerate(catalog.video_ids)}
+    fresh = catalog.uploaded_on(date)
+    day = held_out_day(settings, date, trained.cfg, items, fresh)
+    default, _ = default_list(settings, as_of, catalog.video_ids, fresh)
     measured, lists = release_metrics(settings, date, day, trained, ranker, default)
     components = {"two_tower": trained.version, "ranker": ranker.version}
     result = {
@@ -214,7 +211,7 @@ def evaluate(date: str, settings: Settings) -> dict[str, Any]:
         "watched videos removed; features as of D-1; cold users get the default list",
         "users": len(day.user_ids),
         "catalog_videos": len(items),
-        "fresh_videos": int(probe.fresh.sum()),
+        "fresh_videos": int(fresh.sum()),
         "users_with_fresh_positives": int(sum(len(r) > 0 for r in day.relevant_fresh)),
         "relevant_pairs": len(day.pairs),
         **measured,

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from models.two_tower.inputs import (
     REQUEST_AGE,
@@ -37,6 +36,7 @@ from models.two_tower.inputs import (
     VIDEO_RATES,
     VIDEO_SIGNED,
     ContentLookup,
+    numeric_block,
     user_numeric,
     video_numeric,
 )
@@ -67,30 +67,9 @@ SIMILARITY_CHUNK = 65_536  # pairs per chunk of the row-wise dot product (chunk 
 Columns = Mapping[str, Any]  # column name -> Arrow array / list / numpy array / pandas Series
 
 
-def _float(columns: Columns, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(values with nulls as 0, null mask); an absent column is all null."""
-    if name not in columns:
-        return np.zeros(n, np.float64), np.ones(n, bool)
-    column = columns[name]
-    array = column if isinstance(column, pa.Array | pa.ChunkedArray) else pa.array(column, from_pandas=True)
-    values = pc.fill_null(array.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
-    missing = np.isnan(values)
-    return np.where(missing, 0.0, values), missing
-
-
 def creator_numeric(columns: Columns, n: int) -> np.ndarray:
     """(N, 7) raw creator features: log1p counts, engagement rate, missing-row flag."""
-    out, missing = [], np.zeros(n, bool)
-    for name in CREATOR_COUNTS:
-        v, m = _float(columns, name, n)
-        out.append(np.log1p(np.maximum(v, 0.0)))
-        missing |= m
-    for name in CREATOR_RATES:
-        v, m = _float(columns, name, n)
-        out.append(v)
-        missing |= m
-    out.append(missing.astype(np.float64))
-    return np.stack(out, axis=1).astype(np.float32)
+    return numeric_block(columns, CREATOR_COUNTS, CREATOR_RATES, (), n)
 
 
 def entity_block(user: Columns, video: Columns, creator: Columns, n: int) -> np.ndarray:

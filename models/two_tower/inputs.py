@@ -65,17 +65,14 @@ def _float(columns: Columns, name: str, n: int) -> tuple[np.ndarray, np.ndarray]
     """(values with nulls as 0, null mask) of a numeric column; an absent column is all null."""
     if name not in columns:
         return np.zeros(n, np.float64), np.ones(n, bool)
-    array = (
-        pa.array(columns[name])
-        if not isinstance(columns[name], pa.Array | pa.ChunkedArray)
-        else columns[name]
-    )
+    column = columns[name]  # Arrow from the lake; a list, numpy or pandas (Feast's frames) otherwise
+    array = column if isinstance(column, pa.Array | pa.ChunkedArray) else pa.array(column, from_pandas=True)
     values = pc.fill_null(array.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
     missing = np.isnan(values)  # null in Delta, NaN from Feast's pandas frames: no row yet
     return np.where(missing, 0.0, values), missing
 
 
-def _numeric(
+def numeric_block(
     columns: Columns,
     counts: Sequence[str],
     rates: Sequence[str],
@@ -110,12 +107,12 @@ def _numeric(
 
 def user_numeric(columns: Columns, n: int) -> np.ndarray:
     """(N, n_user_features) raw user features: plain silver column names."""
-    return _numeric(columns, USER_COUNTS, USER_RATES, (), n)
+    return numeric_block(columns, USER_COUNTS, USER_RATES, (), n)
 
 
 def video_numeric(columns: Columns, n: int) -> np.ndarray:
     """(N, n_video_features) raw video features: plain silver column names plus ``video_age_hours``."""
-    return _numeric(columns, VIDEO_COUNTS, VIDEO_RATES, VIDEO_SIGNED, n, always=VIDEO_FRESHNESS)
+    return numeric_block(columns, VIDEO_COUNTS, VIDEO_RATES, VIDEO_SIGNED, n, always=VIDEO_FRESHNESS)
 
 
 def unprefixed(table: pa.Table, view: str) -> dict[str, pa.ChunkedArray]:

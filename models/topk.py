@@ -2,170 +2,90 @@
 
 Any scorer plugs in as a ``score_block(slice(a, b)) -> (b - a, I)`` callback (a model's user-item dot
 products, popularity, co-visitation), so every model and baseline is ranked by the same code: one dense
-block of scores in memory at a time, ``block_size * I * 4`` bytes plus a few small arrays for the
-selection.
+block of scores in memory at a time, ``block_size * I * 4`` bytes plus ``k`` entries per user.
 
-Selection runs near the speed of the matrix multiply that produces the block: each row is cut into
-``_GROUPS_PER_K * k`` groups of columns, and the ``k``-th largest group maximum is a score that at least
-``k`` distinct items reach, so the exact top ``k`` lies among the few items scoring at least that much.
-Only those candidates are sorted (by score descending, then item ascending). Rows where that shortcut
-cannot prove its answer (fewer than ``k`` eligible candidates, NaN or infinite scores, heavy ties) take
-the exact full-row path, so results never depend on which path a row took.
+Selection runs near the speed of the matrix multiply that produces the block: a compiled loop
+(:mod:`models._topk_kernel`) reads each row once, keeping the best ``k`` in a heap that almost no item
+enters once it is full, on one thread per core over disjoint rows. A quota of reserved slots (fresh
+uploads) is filled from a second heap in the same pass. Results are exact and deterministic: score
+descending, equal scores by lower item index, only finite scores eligible.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
 
+from models._topk_kernel import select_rows
+
 ScoreBlock = Callable[[slice], np.ndarray]
 
 DEFAULT_BLOCK_SIZE = 2048
-_LOW_BITS = np.int64(0xFFFFFFFF)
-_GROUPS_PER_K = 16  # more groups: a tighter threshold (fewer candidates) for a costlier group partition
-_ROWS_PER_PASS = 16  # rows selected at a time: their scores (16 * I * 4 bytes) stay in cache across passes
-_MAX_CANDIDATES_PER_K = 32  # rows with more candidates (heavy ties) are cheaper on the full-row path
+_WARM_K = 4
+_MIN_ROWS_PER_THREAD = 64  # below this a block is selected on the calling thread alone
 
 
-def _rank_keys(scores: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-    """One unique int64 key per entry ordering by score descending, then item index ascending.
+@lru_cache(maxsize=1)
+def _threads() -> int:
+    """Selection threads (the kernel releases the GIL): ``REELREC_TOPK_THREADS``, else one per core."""
+    return max(1, int(os.environ.get("REELREC_TOPK_THREADS", 0)) or len(os.sched_getaffinity(0)))
 
-    The float32 score is mapped to an int32 that sorts like the float (negative floats have their magnitude
-    bits flipped) and put in the high 32 bits; the low 32 bits hold ``0xFFFFFFFF - item``, so of two equal
-    scores the lower item gets the larger key. Keys never tie, which makes argpartition deterministic.
 
-    Args:
-        scores: ``(B, I)`` float32, no NaN, ``-0.0`` normalised to ``0.0``.
-        items: Optional item index of each entry, broadcastable to ``scores``; by default the column.
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="reelrec-topk")
 
-    Returns:
-        ``(B, I)`` int64 keys, larger is better.
+
+def _select_block(
+    scores: np.ndarray,
+    exclude: sp.csr_matrix | None,
+    out_items: np.ndarray,
+    out_scores: np.ndarray,
+    flagged: np.ndarray | None = None,
+    quota_items: np.ndarray | None = None,
+    quota_scores: np.ndarray | None = None,
+) -> None:
+    """Fill ``out_*`` (``(B, k)``) and, with a quota, ``quota_*`` (``(B, q)``) from one score block.
+
+    ``scores`` is ``(B, I)`` writable C-contiguous float32 (excluded entries are set to ``-inf`` in it);
+    ``exclude`` is the block's own ``(B, I)`` CSR rows or ``None``.
     """
-    bits = scores.view(np.int32)
-    keys = bits.astype(np.int64)  # in-place from here on: blocks are large
-    keys[bits < 0] ^= 0x7FFFFFFF
-    keys <<= 32
-    keys += _LOW_BITS - (np.arange(scores.shape[-1], dtype=np.int64) if items is None else items)
-    return keys
-
-
-def _full_row_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k <= I`` of every row by unique rank keys over the whole row (the reference path).
-
-    Args:
-        scores: ``(B, I)`` float32, overwritten: non-finite entries become ``-inf``.
-        k: Items per row, ``1 <= k <= I``.
-
-    Returns:
-        ``(items (B, k) int64, scores (B, k) float32)``, best first, ineligible slots ``-1`` / ``-inf``.
-    """
-    n_items = scores.shape[1]
-    scores[~np.isfinite(scores)] = -np.inf
-    scores += np.float32(0.0)  # -0.0 -> 0.0, so the bit-level keys treat them as equal
-    keys = _rank_keys(scores)  # (B, I)
-    top = np.argpartition(keys, n_items - k, axis=1)[:, n_items - k :]  # (B, k), unordered
-    order = np.argsort(np.take_along_axis(keys, top, axis=1), axis=1)[:, ::-1]  # keys are unique
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    return np.where(top_scores > -np.inf, top, -1), top_scores
-
-
-def _candidate_threshold(scores: np.ndarray, k: int, reach: int) -> np.ndarray:
-    """Per row, a score that at least ``reach`` distinct items reach: the ``reach``-th largest group maximum.
-
-    Args:
-        scores: ``(B, I)`` float32 with ``I >= 2 * _GROUPS_PER_K * k``.
-        k: Items per row; ``_GROUPS_PER_K * k`` groups.
-        reach: ``k <= reach <= _GROUPS_PER_K * k``, more than ``k`` where some candidates will be dropped.
-
-    Returns:
-        ``(B,)`` float32 thresholds; ``+inf`` where the row cannot be shortcut (NaN, or fewer than ``k``
-        groups holding a score above ``-inf``), so that it selects no eligible candidate.
-    """
-    n_groups = _GROUPS_PER_K * k
-    width = scores.shape[1] // n_groups
-    # Group g holds items g, g + G, g + 2G, ...: the max runs as G-wide vector maxima over contiguous rows.
-    group_max = scores[:, : n_groups * width].reshape(len(scores), width, n_groups).max(axis=1)  # (B, G)
-    threshold = np.partition(group_max, n_groups - reach, axis=1)[:, n_groups - reach]
-    threshold[~(threshold > -np.inf)] = np.inf
-    return threshold
-
-
-def _select_top_k(
-    scores: np.ndarray, k: int, banned: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k <= I`` of every row, best first, ties to the lower item index.
-
-    Args:
-        scores: ``(B, I)`` float32 with excluded entries already ``-inf``; may be overwritten.
-        k: Items per row, ``1 <= k <= I``.
-        banned: Optional ``(I,)`` bool, columns ineligible for every row (cheaper than writing ``-inf``
-            into them: only candidates and full-path rows are checked).
-
-    Returns:
-        ``(items (B, k) int64, scores (B, k) float32)``, ineligible slots ``-1`` / ``-inf``.
-    """
-    n_rows, n_items = scores.shape
-    if n_items < 2 * _GROUPS_PER_K * k:
-        if banned is not None:
-            scores[:, banned] = -np.inf
-        return _full_row_top_k(scores, k)
-    # Banned columns hold about their share of the candidates: reach past them so k usually remain.
-    reach = k if banned is None else min(_GROUPS_PER_K * k, k + int(2 * k * banned.mean()) + 4)
-    threshold = _candidate_threshold(scores, k, reach)  # (B,)
-    flat = np.nonzero((scores >= threshold[:, None]).reshape(-1))[0]  # row-major: rows, then items ascend
-    rows, cols = np.divmod(flat, n_items)
-    values = scores.reshape(-1)[flat] + np.float32(0.0)  # -0.0 -> 0.0
-    eligible = values < np.inf  # NaN is never >= a threshold; -inf only passes an inf threshold
-    if banned is not None:
-        eligible &= ~banned[cols]
-    counts = np.bincount(rows[eligible], minlength=n_rows)
-    # With k eligible candidates, the k-th best eligible score is >= threshold: the top k are among them.
-    fast = (counts >= k) & (counts <= _MAX_CANDIDATES_PER_K * k)  # (B,)
-    keep = eligible & fast[rows]
-    items = np.empty((n_rows, k), dtype=np.int64)
-    top_scores = np.empty((n_rows, k), dtype=np.float32)
-    if fast.any():
-        items[fast], top_scores[fast] = _top_candidates(rows[keep], cols[keep], values[keep], fast, k)
-    if not fast.all():
-        slow = np.flatnonzero(~fast)
-        slow_scores = scores[slow]
-        if banned is not None:
-            slow_scores[:, banned] = -np.inf
-        items[slow], top_scores[slow] = _full_row_top_k(slow_scores, k)
-    return items, top_scores
-
-
-def _top_candidates(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, fast: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``k`` candidates of each ``fast`` row, by unique rank keys in a small padded array.
-
-    Args:
-        rows, cols, values: ``(N,)`` candidates, rows ascending, finite values, each fast row >= k of them.
-        fast: ``(B,)`` bool, the rows the candidates belong to.
-        k: Items per row.
-
-    Returns:
-        ``(items (F, k) int64, scores (F, k) float32)`` for the ``F`` fast rows, best first.
-    """
-    slot = np.cumsum(fast) - 1  # (B,) row -> its index among the fast rows
-    counts = np.bincount(rows, minlength=len(fast))
-    starts = np.cumsum(counts) - counts
-    padded = np.full((int(fast.sum()), int(counts.max())), np.iinfo(np.int64).min)  # (F, max count)
-    padded[slot[rows], np.arange(len(rows)) - starts[rows]] = _rank_keys(values, cols)
-    best = np.sort(padded, axis=1)[:, ::-1][:, :k]  # keys are unique, padding sorts last
-    high = (best >> 32).astype(np.int32)
-    high ^= (high >> 31) & 0x7FFFFFFF  # undo the sign flip of _rank_keys
-    return _LOW_BITS - (best & _LOW_BITS), high.view(np.float32)
+    n_rows = scores.shape[0]
+    if exclude is None:
+        indptr, indices = np.zeros(n_rows + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
+    else:
+        indptr = exclude.indptr.astype(np.int64, copy=False)
+        indices = exclude.indices.astype(np.int64, copy=False)
+    if flagged is None or quota_items is None or quota_scores is None:
+        flagged_cols = np.empty(0, dtype=np.int64)
+        quota_items = np.empty((n_rows, 0), dtype=np.int64)
+        quota_scores = np.empty((n_rows, 0), dtype=np.float32)
+    else:
+        flagged_cols = np.flatnonzero(flagged).astype(np.int64)
+    args = (indptr, indices, flagged_cols, out_items, out_scores, quota_items, quota_scores)
+    pool = _pool()
+    parts = min(_threads(), max(1, n_rows // _MIN_ROWS_PER_THREAD))
+    if parts == 1:
+        select_rows(scores, 0, n_rows, *args)
+        return
+    bounds = np.linspace(0, n_rows, parts + 1).astype(int)
+    futures = [
+        pool.submit(select_rows, scores, int(a), int(b), *args)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    for future in futures:
+        future.result()
 
 
 def _checked_block(
     score_block: ScoreBlock, rows: slice, n_items: int | None, exclude: sp.csr_matrix | None
 ) -> np.ndarray:
-    """Scores of users ``rows`` as writable float32 ``(B, I)``, shape checked, exclusions set to ``-inf``.
+    """Scores of users ``rows`` as writable float32 ``(B, I)``, shape checked (exclusions not yet applied).
 
     ``n_items`` is the width every block must have, once known (``None`` for the first block).
     """
@@ -177,11 +97,6 @@ def _checked_block(
         raise ValueError(f"score_block(slice({start}, {stop})) scores {scores.shape[1]} items, not {n_items}")
     if exclude is not None and exclude.shape[1] != scores.shape[1]:
         raise ValueError(f"exclude has {exclude.shape[1]} items but score_block scores {scores.shape[1]}")
-    if scores.shape[1] > 0xFFFFFFFF:
-        raise ValueError(f"top-k keys hold at most 2**32 - 1 items, score_block scores {scores.shape[1]}")
-    if exclude is not None:
-        excluded_rows, excluded_cols = exclude[start:stop].nonzero()
-        scores[excluded_rows, excluded_cols] = -np.inf
     return scores
 
 
@@ -239,11 +154,8 @@ def blocked_top_k(
         stop = min(start + block_size, n_users)
         scores = _checked_block(score_block, slice(start, stop), n_items, exclude)  # (B, I)
         n_items = scores.shape[1]
-        k_eff = min(k, n_items)
-        for sub in range(0, (stop - start) if k_eff > 0 else 0, _ROWS_PER_PASS):
-            rows = slice(start + sub, min(start + sub + _ROWS_PER_PASS, stop))
-            local = scores[sub : sub + _ROWS_PER_PASS]  # a contiguous view, small enough to stay in cache
-            items_out[rows, :k_eff], scores_out[rows, :k_eff] = _select_top_k(local, k_eff)
+        block_exclude = None if exclude is None else exclude[start:stop]
+        _select_block(scores, block_exclude, items_out[start:stop], scores_out[start:stop])
     return items_out, scores_out
 
 
@@ -308,23 +220,38 @@ def top_k_with_quota(
     if quota == 0 or not flagged.any():
         return blocked_top_k(score_block, n_users, k, exclude=exclude, block_size=block_size)
     exclude = _checked_arguments(n_users, k, exclude, block_size)
-    flagged_cols = np.flatnonzero(flagged)  # ascending, so ties keep the lower item first
-    fresh_items = np.full((n_users, quota), -1, dtype=np.int64)
-    fresh_scores = np.full((n_users, quota), -np.inf, dtype=np.float32)
-    other_items = np.full((n_users, k), -1, dtype=np.int64)
-    other_scores = np.full((n_users, k), -np.inf, dtype=np.float32)
-    quota_eff, k_eff = min(quota, len(flagged_cols)), min(k, len(flagged))
+    fresh_items = np.empty((n_users, quota), dtype=np.int64)
+    fresh_scores = np.empty((n_users, quota), dtype=np.float32)
+    other_items = np.empty((n_users, k), dtype=np.int64)
+    other_scores = np.empty((n_users, k), dtype=np.float32)
     for start in range(0, n_users, block_size):
         stop = min(start + block_size, n_users)
         scores = _checked_block(score_block, slice(start, stop), len(flagged), exclude)  # (B, I)
-        for sub in range(0, stop - start, _ROWS_PER_PASS):
-            rows = slice(start + sub, min(start + sub + _ROWS_PER_PASS, stop))
-            local = scores[sub : sub + _ROWS_PER_PASS]  # a contiguous view, small enough to stay in cache
-            top, fresh_scores[rows, :quota_eff] = _select_top_k(local[:, flagged_cols], quota_eff)
-            fresh_items[rows, :quota_eff] = np.where(top >= 0, flagged_cols[top], -1)
-            # Flagged columns are banned from the others' selection, not overwritten: a pass saved.
-            other_items[rows, :k_eff], other_scores[rows, :k_eff] = _select_top_k(local, k_eff, flagged)
+        block = slice(start, stop)
+        # One pass per row: flagged items fill the quota heap and are banned from the others'.
+        _select_block(
+            scores,
+            None if exclude is None else exclude[block],
+            other_items[block],
+            other_scores[block],
+            flagged,
+            fresh_items[block],
+            fresh_scores[block],
+        )
     return _merge_quota(fresh_items, fresh_scores, other_items, other_scores, k)
+
+
+def warm_up() -> None:
+    """Compile the selection kernel into numba's on-disk cache (``make setup`` runs this once).
+
+    The first call in a fresh checkout compiles it (~10 CPU seconds); every process after loads it.
+    """
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4, 64 * _WARM_K)).astype(np.float32)
+    flagged = np.arange(scores.shape[1]) % 10 == 0
+    exclude = sp.csr_matrix(np.eye(4, scores.shape[1], dtype=np.float32))
+    top_k_with_quota(lambda rows: scores[rows].copy(), 4, _WARM_K, flagged, 1, exclude)
+    blocked_top_k(lambda rows: scores[rows].copy(), 4, _WARM_K)
 
 
 def _merge_quota(
@@ -342,3 +269,7 @@ def _merge_quota(
     scores = np.where(items >= 0, scores, -np.inf).astype(np.float32)
     order = np.lexsort((items, -scores.astype(np.float64)), axis=1)[:, :k]
     return np.take_along_axis(items, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
+if __name__ == "__main__":
+    warm_up()

@@ -9,9 +9,9 @@ PRESET ?= small
 START  ?= 2026-11-01
 DAYS   ?= 7
 
-.PHONY: setup run test test-fast lint clean ui stop
+.PHONY: setup run test test-fast lint bench clean ui stop
 
-## setup: create .venv, install the pinned set, install DuckDB's delta extension (idempotent)
+## setup: create .venv, install the pinned set, install DuckDB's delta extension, compile the top-k kernel (idempotent)
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: constraints.txt pyproject.toml
@@ -19,6 +19,7 @@ $(VENV)/.installed: constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m reelrec.duckdb_delta
+	$(BIN)/python -m models.topk  # compiles the top-k kernel into numba's cache once
 	@touch $@
 
 ## run: set up, generate the demo world, run every night through the Airflow scheduler, print where to look
@@ -40,6 +41,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy reelrec spark_jobs models feature_repo dags synthetic_world
+
+## bench: run every benchmark one after another and write benchmarks/RESULTS.md (BENCH_ARGS=--quick: small sizes)
+bench: setup
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 ## ui: start (or reuse) the stack in the background and print the Airflow UI's address (runs of `make run` are there)
 ui: setup

@@ -50,7 +50,9 @@ class TwoTowerConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     seed: int = 7
-    threads: int = 2  # torch intra-op threads: the machine, not the library default
+    # torch intra-op threads. One: the ranker trains side by side (its own thread); three threads on two
+    # cores made OpenMP's spinning workers cost 16x (1,674 examples/s on small 2026-11-04, 26.9k alone).
+    threads: int = 1
 
     # --- scoring (models.score)
     top_n: int = 100  # candidates kept per user

@@ -25,6 +25,10 @@ Variables (default in the embedded profile; in the production profile where it d
 - ``REELREC_AIRFLOW_EXECUTOR`` (``LocalExecutor``; production ``CeleryExecutor``).
 - ``REELREC_CELERY_BROKER_URL`` (``redis://127.0.0.1:6379/1``): Celery broker (production).
 - ``REELREC_UI_PORT`` (``8080``): Airflow API server and UI, on 127.0.0.1.
+- ``REELREC_SCORING_ENGINE`` (``local``; production ``auto``): where exact top-k scoring runs:
+  ``local`` (one process), ``spark`` (a Spark job partitioned by users) or ``auto`` (Spark from
+  ``REELREC_SPARK_SCORING_MIN_USERS`` users on).
+- ``REELREC_SPARK_SCORING_MIN_USERS`` (``200000``): the user count from which ``auto`` scores on Spark.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 
 DEFAULT_HOME = ".reelrec"
 PROFILES = ("embedded", "production")
+SCORING_ENGINES = ("local", "spark", "auto")
 # Per profile, the defaults that differ (everything else is the same in both).
 _PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
     "embedded": {
@@ -46,6 +51,7 @@ _PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
         "spark_master": "spark://127.0.0.1:7077",
         "feast_env": "production",
         "airflow_executor": "CeleryExecutor",
+        "scoring_engine": "auto",
         "airflow_db_url": "postgresql+psycopg2://postgres@127.0.0.1:5432/reelrec_airflow",
     },
 }
@@ -67,6 +73,8 @@ class Settings:
     airflow_executor: str = "LocalExecutor"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"
     ui_port: int = 8080
+    scoring_engine: str = "local"  # local | spark | auto (see models.spark_scoring.use_spark)
+    spark_scoring_min_users: int = 200_000  # auto: users from which scoring runs on Spark
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,7 +82,8 @@ class Settings:
         """Build settings from the environment; ``home`` overrides ``REELREC_HOME``.
 
         Raises:
-            ValueError: when ``REELREC_PROFILE`` is not one of :data:`PROFILES`.
+            ValueError: when ``REELREC_PROFILE`` is not one of :data:`PROFILES` or
+                ``REELREC_SCORING_ENGINE`` not one of :data:`SCORING_ENGINES`.
         """
         root = Path(home or os.environ.get("REELREC_HOME", DEFAULT_HOME)).expanduser().resolve()
         profile = os.environ.get("REELREC_PROFILE", "embedded") or "embedded"
@@ -84,6 +93,10 @@ class Settings:
 
         def env(name: str, key: str, fallback: str) -> str:
             return os.environ.get(name) or defaults.get(key, fallback)
+
+        scoring_engine = env("REELREC_SCORING_ENGINE", "scoring_engine", "local")
+        if scoring_engine not in SCORING_ENGINES:
+            raise ValueError(f"REELREC_SCORING_ENGINE={scoring_engine!r} not one of {list(SCORING_ENGINES)}")
 
         return cls(
             home=root,
@@ -104,6 +117,10 @@ class Settings:
                 "REELREC_CELERY_BROKER_URL", "celery_broker_url", "redis://127.0.0.1:6379/1"
             ),
             ui_port=int(env("REELREC_UI_PORT", "ui_port", "8080")),
+            scoring_engine=scoring_engine,
+            spark_scoring_min_users=int(
+                env("REELREC_SPARK_SCORING_MIN_USERS", "spark_scoring_min_users", "200000")
+            ),
         )
 
     @property

@@ -1,6 +1,8 @@
 """Source ``two_tower``: the learned model's nearest videos, by dot product of user and video vectors.
 
-Exact by default (blocked matrix multiply, :func:`models.topk.blocked_top_k`). When the night names a
+Exact by default (blocked matrix multiply, :func:`models.topk.blocked_top_k`), in this process or, when
+the settings choose Spark for the night's size (:func:`models.spark_scoring.use_spark`), as a Spark job
+partitioned by users with the same result. When the night names a
 faiss index built over the same video vectors (:func:`models.score.build_ann_index`), it is searched
 the way an online service searches it: over-fetch ``k`` plus the user's watched count, drop watched
 videos, keep the first ``k``.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.sources.base import Night, SourceCandidates, candidates, empty_candidates, top_k_candidates
+from models.spark_scoring import spark_top_k, use_spark, user_video_scores
 
 NAME = "two_tower"
 ANN_BATCH = 4096  # queries per faiss search call
@@ -28,7 +31,17 @@ def retrieve(night: Night, k: int) -> SourceCandidates:
         )
     if night.ann_index is not None:
         return _ann(night, night.ann_index, users, k)
-    return top_k_candidates(NAME, lambda rows: users[rows] @ videos.T, night, k)
+    if use_spark(night.settings, len(night.user_ids)) and k >= 1 and len(night.video_ids):
+        return _on_spark(night, users, videos, k)
+    return top_k_candidates(NAME, lambda rows: user_video_scores(users[rows], videos), night, k)
+
+
+def _on_spark(night: Night, users: np.ndarray, videos: np.ndarray, k: int) -> SourceCandidates:
+    """The exact path as a Spark job over the night's users (same result as in this process)."""
+    from reelrec.spark import get_spark
+
+    scored = spark_top_k(get_spark(night.settings), night.user_ids, users, night.exclude, videos, k)
+    return candidates(NAME, scored.items, scored.scores)
 
 
 def _ann(night: Night, index_path: str, users: np.ndarray, k: int) -> SourceCandidates:

@@ -45,6 +45,8 @@ FIELD_ENV = {
     "airflow_executor": "REELREC_AIRFLOW_EXECUTOR",
     "celery_broker_url": "REELREC_CELERY_BROKER_URL",
     "ui_port": "REELREC_UI_PORT",
+    "scoring_engine": "REELREC_SCORING_ENGINE",
+    "spark_scoring_min_users": "REELREC_SPARK_SCORING_MIN_USERS",
 }
 # On one machine every endpoint is 127.0.0.1:<port>; in compose, the service listening on it.
 SERVICE_BY_PORT = {

@@ -6,16 +6,16 @@ key (:func:`_key`), so results never depend on which path below a row took.
 
 Each row takes two passes over its scores (the *group* path):
 
-1. The row is cut into groups of ``_GROUP`` consecutive items and each group's maximum (NaN skipped)
-   is taken, a vectorised loop. The ``k``-th largest group maximum ``T`` is a score that at least ``k``
-   distinct items reach.
+1. The row is cut into groups of ``_GROUP`` items (interleaved within blocks, :func:`_grouped`) and
+   each group's maximum (NaN skipped) is taken, a vectorised loop. The ``k``-th largest group maximum
+   ``T`` is a score that at least ``k`` distinct items reach.
 2. Only groups whose maximum reaches ``T`` are read again; their items reaching ``T`` are the
    candidates (about ``k`` of them), and the exact top ``k`` lies among them: sorted by key.
 
-Where that cannot prove its answer (a NaN or ``+inf`` among the group maxima, fewer than ``k`` finite
-candidates, a catalog with fewer than ``2k`` groups, heavy ties) the row takes the *scan* path: one pass
-that buffers every item beating the ``k``-th best seen so far, cutting the buffer back to its best
-``k`` whenever it fills.
+Where that cannot prove its answer (a NaN or ``+inf`` among the group maxima, fewer than ``k``
+finite candidates, a catalog with fewer than ``2k`` groups of ``_GROUP``, heavy ties) the row takes
+the *scan* path: one pass that buffers every item beating the ``k``-th best seen so far, cutting the
+buffer back to its best ``k`` whenever it fills.
 
 With a quota, the flagged columns (fresh uploads, a few percent of the catalog) are selected first by
 the scan path over their indices, then set to ``-inf`` so the main selection never returns them.
@@ -122,30 +122,120 @@ def _scan(
 
 
 @numba.njit(nogil=True, cache=True)
-def _grouped(row: np.ndarray, bits: np.ndarray, k: int, group_max: np.ndarray, buf: np.ndarray) -> int:
-    """The group path: returns the candidates' count in ``buf``, or -1 where the scan path must answer."""
-    n_items = len(row)
-    n_groups = n_items // _GROUP
+def _kth_largest(values: np.ndarray, n: int, k: int) -> np.float32:
+    """The ``k``-th largest of ``values[:n]`` (no NaN, ``1 <= k <= n``), by quickselect in place."""
+    lo, hi, target = 0, n - 1, k - 1  # target: the index in descending order
+    while lo < hi:
+        a, b, c = values[lo], values[(lo + hi) >> 1], values[hi]
+        pivot = max(min(a, b), min(max(a, b), c))  # median of three
+        i, j = lo, hi
+        while i <= j:
+            while values[i] > pivot:
+                i += 1
+            while values[j] < pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return values[target]
+    return values[lo]
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_cut(
+    group_max: np.ndarray, k: int, guess: np.float32, scratch: np.ndarray
+) -> tuple[np.float32, np.float32]:
+    """The ``k``-th largest group maximum, and a guess for the next row's (its ``2k``-th).
+
+    Only the maxima reaching ``guess`` (the previous row's) are selected over, when at least ``k`` do:
+    the top ``k`` are all among them, so the answer is exact either way, and rows of one block have
+    similar scales, so usually a few hundred values are selected over instead of thousands.
+    """
+    n_groups = len(group_max)
+    n = 0
     for g in range(n_groups):
-        best = -_INF  # NaN never passes ">": a group's maximum is over its other entries
-        for j in range(g * _GROUP, (g + 1) * _GROUP):
-            s = row[j]
-            best = s if s > best else best
-        group_max[g] = best
-    cut = np.partition(group_max[:n_groups], n_groups - k)[n_groups - k]
+        if group_max[g] >= guess:
+            scratch[n] = group_max[g]
+            n += 1
+    if n < k:
+        scratch[:n_groups] = group_max
+        n = n_groups
+    cut = _kth_largest(scratch, n, k)
+    next_guess = _kth_largest(scratch, n, min(n, 2 * k))  # the first k slots are >= cut, untouched
+    return cut, next_guess
+
+
+@numba.njit(nogil=True, cache=True)
+def _lanes(n_items: int, k: int) -> int:
+    """Groups per block of ``_GROUP * lanes`` items; 0: too few items for the group path.
+
+    One block of ``I // _GROUP`` lanes (group ``g``: items ``g, g + G, g + 2G, ...``) measured fastest
+    at 100k items: the first pass streams the row once; 64-wide blocks measured 20 % slower overall.
+    """
+    lanes = n_items // _GROUP
+    return lanes if lanes >= _MIN_GROUPS_PER_K * k else 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _grouped(
+    row: np.ndarray,
+    bits: np.ndarray,
+    k: int,
+    lanes: int,
+    group_max: np.ndarray,
+    scratch: np.ndarray,
+    buf: np.ndarray,
+    guess: np.ndarray,
+) -> int:
+    """The group path: returns the candidates' count in ``buf``, or -1 where the scan path must answer.
+
+    The row is read in blocks of ``_GROUP * lanes`` items; group ``w`` of block ``b`` holds the block's
+    items ``w, w + lanes, w + 2 lanes, ...``, so the first pass is an element-wise maximum of ``_GROUP``
+    contiguous ``lanes``-wide slices (vectorised, no reduction) and the second reads a group's items
+    within one block (a few kB). NaN never passes ``>``, so a group's maximum is over its other entries.
+    ``guess[0]`` carries the next row's guess of the cut (:func:`_group_cut`).
+    """
+    n_items = len(row)
+    width = _GROUP * lanes
+    n_blocks = n_items // width
+    maxima = group_max[: n_blocks * lanes]
+    for b in range(n_blocks):
+        base = b * width
+        out = maxima[b * lanes : (b + 1) * lanes]
+        out[:] = -_INF
+        for t in range(_GROUP):
+            start = base + t * lanes
+            for w in range(lanes):
+                s = row[start + w]
+                out[w] = s if s > out[w] else out[w]
+    cut, guess[0] = _group_cut(maxima, k, guess[0], scratch)
     if not (-_INF < cut < _INF):  # under k groups with a finite entry, or +inf among the k best
+        guess[0] = -_INF
         return -1
     m = 0
-    for g in range(n_groups + 1):
-        if g < n_groups and group_max[g] < cut:
-            continue
-        for j in range(g * _GROUP, min((g + 1) * _GROUP, n_items)):
-            s = row[j]
-            if s >= cut and s < _INF:  # NaN fails both; -0.0 and 0.0 compare equal
-                if m == len(buf):
-                    return -1
-                buf[m] = _key(s, bits[j], j)
-                m += 1
+    for g in range(n_blocks * lanes):
+        if maxima[g] >= cut:
+            first = (g // lanes) * width + g % lanes
+            for j in range(first, first + width, lanes):
+                s = row[j]
+                if s >= cut and s < _INF:  # NaN fails both; -0.0 and 0.0 compare equal
+                    if m == len(buf):
+                        return -1
+                    buf[m] = _key(s, bits[j], j)
+                    m += 1
+    for j in range(n_blocks * width, n_items):  # the tail, past the last whole block
+        s = row[j]
+        if s >= cut and s < _INF:
+            if m == len(buf):
+                return -1
+            buf[m] = _key(s, bits[j], j)
+            m += 1
     return m if m >= k else -1
 
 
@@ -176,10 +266,12 @@ def select_rows(
     n_items = scores.shape[1]
     k = out_items.shape[1]
     quota = quota_items.shape[1]
-    grouped = k > 0 and n_items // _GROUP >= _MIN_GROUPS_PER_K * k
-    buf = np.empty(max(_BUFFER_PER_K * k, _MAX_CANDIDATES if grouped else 1), dtype=np.int64)
+    lanes = _lanes(n_items, k) if k > 0 else 0
+    buf = np.empty(max(_BUFFER_PER_K * k, _MAX_CANDIDATES if lanes else 1), dtype=np.int64)
     qbuf = np.empty(max(_BUFFER_PER_K * quota, 1), dtype=np.int64)
     group_max = np.empty(max(n_items // _GROUP, 1), dtype=np.float32)
+    scratch = np.empty(max(n_items // _GROUP, 1), dtype=np.float32)
+    guess = np.full(1, -_INF, dtype=np.float32)
     cast = np.empty(1, dtype=np.int32)
     every = np.empty(0, dtype=np.int64)
     for r in range(rows_from, rows_to):
@@ -196,7 +288,7 @@ def select_rows(
             _drain(qbuf, 0, quota_items[r], quota_scores[r])
         if k == 0:
             continue
-        m = _grouped(row, bits, k, group_max, buf) if grouped else -1
+        m = _grouped(row, bits, k, lanes, group_max, scratch, buf, guess) if lanes else -1
         if m < 0:
             m = _scan(row, bits, every, k, buf[: _BUFFER_PER_K * k], cast)
         _drain(buf, m, out_items[r], out_scores[r])

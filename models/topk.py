@@ -156,6 +156,7 @@ def blocked_top_k(
         n_items = scores.shape[1]
         block_exclude = None if exclude is None else exclude[start:stop]
         _select_block(scores, block_exclude, items_out[start:stop], scores_out[start:stop])
+        del scores  # before the next block is scored: two live blocks measured 2x slower matmuls
     return items_out, scores_out
 
 
@@ -238,6 +239,7 @@ def top_k_with_quota(
             fresh_items[block],
             fresh_scores[block],
         )
+        del scores  # before the next block is scored: two live blocks measured 2x slower matmuls
     return _merge_quota(fresh_items, fresh_scores, other_items, other_scores, k)
 
 

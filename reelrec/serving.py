@@ -5,7 +5,11 @@ store as the view ``user_daily_candidates``; services read it through the featur
 ``recommendations_v1``, their contract. Two ways lead to the same answer:
 
 - in process, through the Feast SDK: :func:`recommend`, or a :class:`Recommender` that keeps one
-  ``FeatureStore`` open in a long-lived service;
+  ``FeatureStore`` open in a long-lived service. Both resolve the service's view and read it with
+  the online store's own ``online_read`` (Feast's key layout and decoding), the method underneath
+  ``FeatureStore.get_online_features``, which they skip: it re-resolves the service on every call and
+  builds a protobuf response only to be turned back into columns (:class:`_CandidatesReader`;
+  ``benchmarks/online_read.py`` measures both);
 - over HTTP, through Feast's feature server (``feast -c $REELREC_HOME/feast serve``): post
   :func:`feature_server_request` to ``/get-online-features`` and decode the reply with
   :func:`parse_feature_server_response`.
@@ -45,6 +49,8 @@ Feast is imported inside the functions: importing this module stays cheap.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -55,6 +61,7 @@ from reelrec.settings import Settings
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 FEATURE_SERVICE = "recommendations_v1"
 VIEW = "user_daily_candidates"
@@ -76,6 +83,7 @@ def _check_k(k: int | None) -> None:
         raise ValueError(f"k must be >= 1 (items per user), got {k}")
 
 
+@functools.lru_cache(maxsize=64)  # a read's rows share a few nights' stamps
 def _iso(value: datetime | int | float) -> str:
     """ISO-8601 UTC string of a timestamp (a ``datetime`` from the SDK, epoch seconds over HTTP)."""
     if isinstance(value, datetime):
@@ -85,11 +93,42 @@ def _iso(value: datetime | int | float) -> str:
     return stamp.astimezone(UTC).isoformat()
 
 
-def _float32(values: Sequence[float | str]) -> list[float]:
-    """Shortest decimals that read back as the same float32 values (``"NaN"`` strings included)."""
+@functools.cache
+def _powers_of_ten() -> Any:
+    """``10.0 ** [0..22]``: the powers of ten that float64 holds exactly."""
     import numpy as np
 
-    return [float(str(v)) for v in np.asarray([float(v) for v in values], dtype=np.float32)]
+    return 10.0 ** np.arange(23)
+
+
+def _float32(values: Sequence[float | str]) -> list[float]:
+    """Shortest decimals that read back as the same float32 values (``"NaN"`` strings included).
+
+    Equal to ``[float(str(numpy.float32(v))) for v in values]`` (numpy's shortest repr), computed for all
+    values at once: for p = 1..9 significant digits, the p-digit decimal nearest to the value (``m *
+    10**-q``, built with one correctly rounded operation on exact operands, so it is the float64 that
+    ``float()`` of that decimal gives) is tried, and the first that rounds back to the float32 is kept.
+    Values whose scale leaves exact powers of ten (|v| < 1e-14 or >= 1e23), zeros and non-finite
+    values take numpy's own repr, one by one.
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64).astype(np.float32)  # (n,)
+    d = x.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(np.abs(d)))  # (n,) decimal exponent of the leading digit
+    fast = (exponent >= -14) & (exponent <= 22)  # False for 0, inf and nan too
+    point = np.arange(9) - np.where(fast, exponent, 0).astype(np.intp)[:, None]  # (n, 9) digits after "."
+    powers = _powers_of_ten()
+    up, down = powers[np.maximum(point, 0)], powers[np.maximum(-point, 0)]  # one of them is 1
+    decimals = np.rint(d[:, None] * up / down) * down / up  # (n, 9): one rounding of exact operands
+    fits = decimals.astype(np.float32) == x[:, None]  # (n, 9)
+    fast &= fits[:, -1]  # nine digits always round back; a guard
+    first = fits.argmax(axis=1)  # the fewest digits that round back
+    result = np.take_along_axis(decimals, first[:, None], axis=1)[:, 0].tolist()
+    for i in np.flatnonzero(~fast).tolist():
+        result[i] = float(str(x[i])) if np.isfinite(x[i]) and x[i] != 0 else float(d[i])
+    return result
 
 
 def not_found(user_id: str) -> dict[str, Any]:
@@ -114,6 +153,9 @@ def _stored_list(
 ) -> dict[str, Any] | None:
     """Row ``i`` of column-oriented online values as a found result, ``None`` when absent.
 
+    The result's ``items`` are still ``(video_ids, raw scores)``: :func:`_assemble` turns the scores
+    of a whole batch into floats at once (:func:`_with_items`).
+
     Absent: the store did not flag ``video_ids`` ``PRESENT``, or it did with a null value (Redis
     flags absent keys ``PRESENT`` with null values, see the module docstring).
 
@@ -126,20 +168,45 @@ def _stored_list(
     nulls = [name for name in (SCORES, VERSION, GENERATED) if columns[name][i] is None]
     if nulls:
         raise ValueError(f"feature view {VIEW}, user {user_id}: video_ids stored but {nulls} are null")
-    videos, scores = list(columns[VIDEO_IDS][i]), list(columns[SCORES][i])
+    videos, scores = columns[VIDEO_IDS][i], columns[SCORES][i]
     if len(videos) != len(scores):
         raise ValueError(
             f"feature view {VIEW}, user {user_id}: {len(videos)} video_ids but {len(scores)} scores"
         )
-    videos, scores = videos[:k], _float32(scores[:k])
     return {
         "user_id": user_id,
         "model_version": columns[VERSION][i],
         "generated_at": _iso(columns[GENERATED][i]),
-        "items": [{"video_id": v, "score": s} for v, s in zip(videos, scores, strict=True)],
+        "items": (videos, scores) if k is None else (videos[:k], scores[:k]),
         "found": True,
         "fallback": False,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _default_scores(scores: tuple[float | str, ...]) -> list[float]:
+    """:func:`_float32` of the default list's scores: one list, read on every call, converted once."""
+    return _float32(scores)
+
+
+def _with_items(recs: list[dict[str, Any]], default: dict[str, Any] | None) -> None:
+    """Turn the ``(video_ids, raw scores)`` of found results (and the default's) into item lists, in place.
+
+    The scores of every user's list go through one :func:`_float32` call; the default list's are
+    cached, as the same list is read with every request.
+    """
+    scores = _float32(list(itertools.chain.from_iterable(rec["items"][1] for rec in recs)))
+    start = 0
+    for rec in recs:
+        videos = rec["items"][0]
+        end = start + len(videos)
+        rec["items"] = [{"video_id": v, "score": s} for v, s in zip(videos, scores[start:end], strict=True)]
+        start = end
+    if default is not None:
+        videos, raw = default["items"]
+        default["items"] = [
+            {"video_id": v, "score": s} for v, s in zip(videos, _default_scores(tuple(raw)), strict=True)
+        ]
 
 
 def _assemble(
@@ -157,13 +224,12 @@ def _assemble(
     """
     n = len(user_ids) - 1 if with_default else len(user_ids)
     default = _stored_list(DEFAULT_LIST_KEY, columns, n, present[n], k) if with_default else None
-    recs = []
-    for i, user_id in enumerate(user_ids[:n]):
-        rec = _stored_list(user_id, columns, i, present[i], k)
-        if rec is None:
-            rec = not_found(user_id) if default is None else fallback(user_id, default)
-        recs.append(rec)
-    return recs
+    recs = [_stored_list(user_id, columns, i, present[i], k) for i, user_id in enumerate(user_ids[:n])]
+    _with_items([rec for rec in recs if rec is not None], default)
+    return [
+        rec if rec is not None else not_found(user_id) if default is None else fallback(user_id, default)
+        for user_id, rec in zip(user_ids[:n], recs, strict=True)
+    ]
 
 
 def recommend(
@@ -195,29 +261,91 @@ def recommend(
         from reelrec.feast_store import get_store
 
         store = get_store(settings)
-    return _read(store, store.get_feature_service(FEATURE_SERVICE, allow_cache=True), user_ids, k)
+    service = store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
+    return _CandidatesReader(store, service).read(user_ids, k)
 
 
-def _read(
-    store: FeatureStore, service: FeatureService, user_ids: Sequence[str], k: int | None
-) -> list[dict[str, Any]]:
-    """One ``get_online_features`` call on ``service`` for all of ``user_ids`` and the default list."""
-    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+def _python_value(value: ValueProto | None) -> Any:
+    """A stored Feast value as Python, as the SDK's ``OnlineResponse.to_dict()`` gives it.
 
-    ids = [*user_ids, DEFAULT_LIST_KEY]
-    response = store.get_online_features(
-        features=service, entity_rows=[{USER_ID: user_id} for user_id in ids], full_feature_names=True
-    )
-    proto = response.proto
-    by_name = dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
-    present = [status == FieldStatus.PRESENT for status in by_name[VIDEO_IDS].statuses]
-    return _assemble(ids, response.to_dict(), present, k)
+    Lists and strings (the candidates' columns) are read directly; every other kind goes through
+    Feast's own conversion (``feast_value_type_to_python_type``: a timestamp becomes a UTC datetime).
+    """
+    if value is None:
+        return None
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind in _LIST_KINDS:
+        return list(getattr(value, kind).val)
+    if kind == "string_val":
+        return value.string_val
+    from feast.type_map import feast_value_type_to_python_type
+
+    return feast_value_type_to_python_type(value)
+
+
+_LIST_KINDS = frozenset({"string_list_val", "float_list_val", "double_list_val", "int64_list_val"})
+
+
+class _CandidatesReader:
+    """The view behind ``recommendations_v1``, resolved once and read with its online store's ``online_read``.
+
+    ``FeatureStore.get_online_features`` resolves the service's views from the registry on every call
+    and builds a protobuf response, only for it to be turned back into columns here; this reads the same
+    rows with the same online store method underneath it (``OnlineStore.online_read``: Feast's key
+    layout and decoding, on SQLite and Redis alike) and keeps the view it resolved at start. Columns
+    and statuses are those of the SDK (tests compare them on both stores), and no call touches the
+    registry, so a registry cache expiry (``cache_ttl_seconds``) never lands on a read.
+    """
+
+    def __init__(self, store: FeatureStore, service: FeatureService) -> None:
+        projections = {projection.name: projection for projection in service.feature_view_projections}
+        if list(projections) != [VIEW]:
+            raise ValueError(
+                f"feature service {service.name} reads views {sorted(projections)}; serving reads {VIEW} only"
+            )
+        self.features = [feature.name for feature in projections[VIEW].features]
+        needed = (catalog.VIDEO_IDS, catalog.SCORES, MODEL_VERSION, GENERATED_AT)
+        missing = [name for name in needed if name not in self.features]
+        if missing:
+            raise ValueError(f"feature service {service.name} lacks {missing} of feature view {VIEW}")
+        self.view = store.get_feature_view(VIEW, allow_registry_cache=True)
+        self.config = store.config
+        self.provider = store.provider
+
+    def columns(self, user_ids: Sequence[str]) -> tuple[dict[str, list[Any]], list[bool]]:
+        """One online read of ``user_ids``: ``<view>__<feature>`` columns, and ``video_ids`` PRESENT or not.
+
+        Like the SDK's statuses: a key the store does not hold is absent on SQLite and present with
+        null values on Redis (see the module docstring).
+        """
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        keys = [EntityKey(join_keys=[USER_ID], entity_values=[Value(string_val=u)]) for u in user_ids]
+        # Redis' online_read appends its timestamp field to the list it is given: give it a copy.
+        rows = self.provider.online_read(self.config, self.view, keys, list(self.features))
+        columns: dict[str, list[Any]] = {f"{VIEW}__{name}": [] for name in self.features}
+        present = []
+        for _, values in rows:
+            stored = values or {}
+            present.append(catalog.VIDEO_IDS in stored)
+            for name in self.features:
+                columns[f"{VIEW}__{name}"].append(_python_value(stored.get(name)))
+        return columns, present
+
+    def read(self, user_ids: Sequence[str], k: int | None) -> list[dict[str, Any]]:
+        """One online read for all of ``user_ids`` and the default list, as :func:`recommend` answers."""
+        ids = [*user_ids, DEFAULT_LIST_KEY]
+        columns, present = self.columns(ids)
+        return _assemble(ids, columns, present, k)
 
 
 class Recommender:
     """:func:`recommend` over one open ``FeatureStore`` and feature service, for a long-lived service.
 
-    The service definition is resolved once (about 1 ms a call otherwise); the online values are
+    The service and its view are resolved once (:class:`_CandidatesReader`); the online values are
     read on every call, so a night published while the service runs is served at once.
     """
 
@@ -226,13 +354,14 @@ class Recommender:
 
         self.store = get_store(settings)
         self.service = self.store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
-        self(["__warmup__"])  # the first online read pays Feast's lazy setup (~0.2 s); not a user
+        self.reader = _CandidatesReader(self.store, self.service)
+        self(["__warmup__"])  # the first online read opens the store's connection; not a user
 
     def __call__(self, user_ids: Sequence[str], k: int | None = None) -> list[dict[str, Any]]:
         """Same as :func:`recommend` (same argument checks, same result)."""
         _check_ids(user_ids)
         _check_k(k)
-        return _read(self.store, self.service, user_ids, k) if len(user_ids) else []
+        return self.reader.read(user_ids, k) if len(user_ids) else []
 
 
 # ---------------------------------------------------------------- Feast feature server (HTTP)

@@ -29,12 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from feature_repo.materialize import materialize
 from feature_repo.registry import apply, teardown
-from reelrec import catalog, cli, lake
+from reelrec import catalog, cli, lake, serving
 from reelrec.catalog import DEFAULT_LIST_KEY
 from reelrec.cli_format import format_recommendations
 from reelrec.dates import feature_timestamp
@@ -231,13 +233,13 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
 ) -> None:
     recommender = Recommender(published)
     calls: list[int] = []
-    read = recommender.store.get_online_features
+    read = recommender.reader.provider.online_read
 
-    def counting(**kwargs: Any) -> Any:
-        calls.append(len(kwargs["entity_rows"]))
-        return read(**kwargs)
+    def counting(config: Any, table: Any, entity_keys: list[Any], requested_features: Any = None) -> Any:
+        calls.append(len(entity_keys))
+        return read(config, table, entity_keys, requested_features)
 
-    monkeypatch.setattr(recommender.store, "get_online_features", counting)
+    monkeypatch.setattr(recommender.reader.provider, "online_read", counting)
     recs = recommender(["u999999", U2, U1, "u999999", U2], k=1)
     assert calls == [6]  # one online read for the whole batch and the default list
     assert [r["user_id"] for r in recs] == ["u999999", U2, U1, "u999999", U2]
@@ -255,6 +257,49 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
     )
     assert recs[1] == recs[4] == expected(U2, D2, k=1)
     assert recs[2] == expected(U1, D2, k=1)
+
+
+@pytest.mark.feast
+def test_the_read_path_answers_exactly_like_feasts_sdk(published: Settings) -> None:
+    # Recommender reads the view with the online store's own online_read instead of
+    # FeatureStore.get_online_features: the same columns and statuses, hence the same answers.
+    recommender = Recommender(published)
+    ids = [U2, "u999999", U1, U3, U1, DEFAULT_LIST_KEY]  # found, absent, a duplicate, the default list
+    response = recommender.store.get_online_features(
+        features=recommender.service, entity_rows=[{"user_id": u} for u in ids], full_feature_names=True
+    )
+    sdk_columns = response.to_dict()
+    assert sdk_columns.pop("user_id") == ids
+    by_name = dict(zip(response.proto.metadata.feature_names.val, response.proto.results, strict=True))
+    sdk_present = [status == FieldStatus.PRESENT for status in by_name[serving.VIDEO_IDS].statuses]
+
+    columns, present = recommender.reader.columns(ids)
+    assert columns == sdk_columns
+    assert present == sdk_present
+    assert present[1] is (published.feast_env == "production")  # Redis: PRESENT with null values
+    assert columns[serving.VIDEO_IDS][1] is None
+    assert columns[serving.VIDEO_IDS][2] == [v for v, _ in LISTS[D2][U1]]
+    assert recommender(ids[:-1]) == serving._assemble(ids, sdk_columns, sdk_present, None)
+    assert recommender(ids[:-1], k=2) == serving._assemble(ids, sdk_columns, sdk_present, 2)
+
+
+def test_scores_are_the_shortest_decimals_that_read_back_as_their_float32() -> None:
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.integers(0, 2**32, 100_000, dtype=np.uint32).view(np.float32),  # every kind of float32
+            rng.random(50_000, dtype=np.float32),  # scores in [0, 1)
+            (rng.integers(0, 10**6, 50_000) / 10.0 ** rng.integers(0, 9, 50_000)).astype(np.float32),
+            np.array([0.95, 3.0, 2.5, -0.0, 0.0, 1e-45, 1e-14, 9.9e22, 3.4028235e38, 16777217.0], np.float32),
+            np.array([np.nan, np.inf, -np.inf], np.float32),
+        ]
+    )
+    with np.errstate(invalid="ignore"):  # random bits include signalling NaNs
+        floats = values.astype(np.float64).tolist()
+    reference = [float(str(value)) for value in values]  # numpy's shortest repr, one at a time
+    shortest = serving._float32(floats)
+    assert [repr(v) for v in shortest] == [repr(v) for v in reference]  # repr: -0.0 and nan count too
+    assert [repr(v) for v in serving._float32(["NaN", "0.949999988079071", 3])] == ["nan", "0.95", "3.0"]
 
 
 @pytest.mark.feast

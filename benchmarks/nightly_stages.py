@@ -5,7 +5,8 @@
 
 Generates a fresh world in a throwaway REELREC_HOME (unless --home is given), then for each date runs
 ingest -> bronze suite -> features -> features suite -> Feast apply + materialize -> content
-embeddings -> training set -> train -> evaluate -> score -> outputs suite -> publish in one process
+embeddings -> training set -> train (two-tower, ranker) -> evaluate -> gate (forced) -> score ->
+outputs suite -> publish in one process
 (so Spark starts once, as in an Airflow run), and prints seconds, output rows and the Python
 process's peak RSS (the Spark JVM is apart). The model plane of the first night is skipped (nothing
 to train on), as in the DAG.
@@ -41,12 +42,23 @@ STAGES: list[tuple[str, str, tuple[str, ...]]] = [
     ("publish_content", "models.publish:publish_content", ()),
     ("training_set", "models.training_set:main", ()),
     ("train", "models.two_tower.train:main", ()),
+    ("train_ranker", "models.ranker.train:main", ()),
     ("evaluate", "models.evaluate:main", ()),
+    ("gate", "models.promotion:gate", ()),
     ("score", "models.score:main", ("candidates", "user_embeddings", "video_embeddings")),
     ("validate_outputs", "reelrec.validation:gate", ()),
     ("publish", "models.publish:publish_outputs", ()),
 ]
-MODEL_PLANE = {"training_set", "train", "evaluate", "score", "validate_outputs", "publish"}
+MODEL_PLANE = {
+    "training_set",
+    "train",
+    "train_ranker",
+    "evaluate",
+    "gate",
+    "score",
+    "validate_outputs",
+    "publish",
+}
 
 
 def _resolve(entry: str) -> Callable[..., Any]:
@@ -82,6 +94,8 @@ def run(preset: str, start: str, days: int, settings: Settings) -> list[dict[str
                 args = (stage.removeprefix("validate_"), date)
             elif stage == "feast_apply":
                 args = ()
+            elif stage == "gate":
+                args = (date, True)  # force_publish: every night publishes, as a benchmark should
             began = time.perf_counter()
             try:
                 facts = _resolve(entry)(*args, settings)

@@ -31,6 +31,26 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def random_world(
+    n_users: int, n_videos: int, dim: int, watched_per_user: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
+    """Unit user and video embeddings, 5 % fresh videos and random watched sets (seed 7).
+
+    Returns:
+        ``(users (U, D), videos (I, D), fresh (I,) bool, watched (U, I) CSR)``.
+    """
+    rng = np.random.default_rng(7)
+    users = rng.normal(size=(n_users, dim)).astype(np.float32)
+    videos = rng.normal(size=(n_videos, dim)).astype(np.float32)
+    users /= np.linalg.norm(users, axis=1, keepdims=True)
+    videos /= np.linalg.norm(videos, axis=1, keepdims=True)
+    fresh = rng.random(n_videos) < 0.05
+    rows = np.repeat(np.arange(n_users), watched_per_user)
+    cols = rng.integers(0, n_videos, len(rows))
+    watched = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_videos))
+    return users, videos, fresh, watched
+
+
 def _best_seconds(run: Callable[[], object], repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -113,16 +133,7 @@ def main() -> None:
     if args.quick:
         args.users, args.videos, args.skip_hnsw = 2_000, 20_000, True
 
-    rng = np.random.default_rng(7)
-    users = rng.normal(size=(args.users, args.dim)).astype(np.float32)
-    videos = rng.normal(size=(args.videos, args.dim)).astype(np.float32)
-    users /= np.linalg.norm(users, axis=1, keepdims=True)
-    videos /= np.linalg.norm(videos, axis=1, keepdims=True)
-    fresh = rng.random(args.videos) < 0.05
-    rows = np.repeat(np.arange(args.users), args.watched_per_user)
-    cols = rng.integers(0, args.videos, len(rows))
-    watched = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(args.users, args.videos))
-
+    users, videos, fresh, watched = random_world(args.users, args.videos, args.dim, args.watched_per_user)
     contenders = _contenders(users, videos, fresh, watched, args)
     wanted = ["matmul_bound", *(args.only or [n for n in contenders if n != "matmul_bound"])]
     seconds = {name: _best_seconds(contenders[name], args.repeats) for name in wanted}

@@ -52,15 +52,10 @@ def _best_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _data(args: argparse.Namespace) -> tuple[list[str], np.ndarray, np.ndarray, sp.csr_matrix, np.ndarray]:
-    rng = np.random.default_rng(7)
-    users = rng.normal(size=(args.users, args.dim)).astype(np.float32)
-    videos = rng.normal(size=(args.videos, args.dim)).astype(np.float32)
-    users /= np.linalg.norm(users, axis=1, keepdims=True)
-    videos /= np.linalg.norm(videos, axis=1, keepdims=True)
-    fresh = rng.random(args.videos) < 0.05
-    rows = np.repeat(np.arange(args.users), args.watched_per_user)
-    cols = rng.integers(0, args.videos, len(rows))
-    watched = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(args.users, args.videos))
+    """The embeddings of benchmarks/scoring_throughput.py (same seed and shapes)."""
+    from scoring_throughput import random_world
+
+    users, videos, fresh, watched = random_world(args.users, args.videos, args.dim, args.watched_per_user)
     return [f"u{i:08d}" for i in range(args.users)], users, videos, watched, fresh
 
 

@@ -155,10 +155,14 @@ def connect_component(settings: Settings, ports: SparkPorts | None = None) -> Co
         *_conf_args(conf),
         str(connect_jar(home)),
     ]
+    # Spark's launcher sizes a Connect server's heap (it is the driver of every job) like a daemon's,
+    # from SPARK_DAEMON_MEMORY, not from spark.driver.memory: the default 512m ran out of heap
+    # collecting one `medium` day of events (TaskResultLost, OutOfMemoryError).
+    env = {**spark_env(settings), "SPARK_DAEMON_MEMORY": settings.spark_driver_memory}
     return Component(
         name="spark-connect",
         argv=tuple(argv),
-        env=spark_env(settings),
+        env=env,
         ports=(ports.connect,),
         start_timeout_s=120.0,
         after=after,

@@ -68,6 +68,29 @@ def test_embedded_profile_runs_one_connect_server_in_local_mode(
     assert connect_url() == "sc://127.0.0.1:15002"
 
 
+@pytest.mark.spark
+def test_the_connect_server_jvm_gets_the_driver_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark's own launcher builds the server's java command: its heap is the configured driver memory.
+
+    (The launcher sizes a Connect server like a daemon; it ran with -Xmx512m and ran out of heap on a
+    `medium` day until the component set SPARK_DAEMON_MEMORY.)
+    """
+    import subprocess
+
+    monkeypatch.setenv("REELREC_SPARK_DRIVER_MEMORY", "3g")
+    [connect] = spark_components(_settings(tmp_path, monkeypatch, "embedded"))
+    java = Path(connect.env["JAVA_HOME"], "bin", "java")
+    launcher = [str(java), "-cp", f"{spark_home() / 'jars'}/*", "org.apache.spark.launcher.Main"]
+    argv = [*launcher, "org.apache.spark.deploy.SparkSubmit", *connect.argv[1:]]
+    scala = connect_jar().name.split("_")[1].split("-")[0]  # spark-connect_2.13-4.1.1.jar -> 2.13
+    env = {**connect.env, "SPARK_SCALA_VERSION": scala}  # what spark-class's load-spark-env.sh sets
+    built = subprocess.run(argv, env=env, capture_output=True, check=True, timeout=60).stdout
+    command = built.decode().split("\0")
+    assert "-Xmx3g" in command, [arg for arg in command if arg.startswith("-Xm")]
+
+
 def test_production_profile_runs_master_worker_and_connect_on_the_cluster(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,22 +37,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pyarrow as pa
 
 from feature_repo.materialize import VIEW_GROUPS, materialize
 from feature_repo.registry import apply, teardown
 from feature_repo.store_config import open_store
-from reelrec import catalog, lake
 from reelrec.catalog import DEFAULT_LIST_KEY
-from reelrec.dates import feature_timestamp
 from reelrec.settings import Settings
 
-DATE = "2026-11-02"
+DATE = "2026-11-02"  # the night online_read.write_night writes
 REDIS_URL = "127.0.0.1:6379,db=12"  # db 12 is the benchmarks'; the project name keeps runs apart
 VIEWS = VIEW_GROUPS["outputs"]  # user_daily_candidates, user_daily_embedding, video_daily_embedding
 
@@ -70,47 +64,18 @@ def store_settings(home: Path, store: str) -> Settings:
     )
 
 
-def _float_lists(rng: np.random.Generator, rows: int, width: int) -> pa.Array:
-    flat = pa.array(rng.random(rows * width, dtype=np.float32))
-    return pa.FixedSizeListArray.from_arrays(flat, width)
-
-
 def write_night(settings: Settings, args: argparse.Namespace) -> dict[str, list[str]]:
-    """One night of the three gold tables; returns the entity ids of each outputs view."""
-    rng = np.random.default_rng(13)
-    users = [*(f"u{i:07d}" for i in range(args.users)), DEFAULT_LIST_KEY]
-    videos = np.array([f"v{i:07d}" for i in range(args.videos)])
-    night = {
-        catalog.MODEL_VERSION: "two_tower_v1-bench",
-        catalog.GENERATED_AT: datetime(2026, 11, 3, 3, 15, 7, tzinfo=UTC),
-        catalog.EVENT_TIMESTAMP: feature_timestamp(DATE),
-        catalog.DT: DATE,
-    }
+    """The gold night of benchmarks/online_read.py; returns the entity ids of each outputs view."""
+    from online_read import user_id
+    from online_read import write_night as write_gold_night
 
-    def rows(columns: dict[str, Any]) -> pa.Table:
-        n = len(next(iter(columns.values())))
-        return pa.table({**columns, **{name: [value] * n for name, value in night.items()}})
-
-    starts = rng.integers(0, args.videos, len(users))
-    picks = (starts[:, None] + np.arange(args.items)) % args.videos  # (U, items): distinct per list
-    scores = -np.sort(-rng.random((len(users), args.items), dtype=np.float32), axis=1)  # best first
-    candidates = {
-        catalog.USER_ID: users,
-        catalog.VIDEO_IDS: pa.FixedSizeListArray.from_arrays(pa.array(videos[picks.ravel()]), args.items),
-        catalog.SCORES: pa.FixedSizeListArray.from_arrays(pa.array(scores.ravel()), args.items),
-    }
-    lake.write_partition(catalog.CANDIDATES, settings, rows(candidates), DATE)
-    user_vectors = {catalog.USER_ID: users[:-1], catalog.EMBEDDING: _float_lists(rng, args.users, args.dim)}
-    lake.write_partition(catalog.USER_EMBEDDINGS, settings, rows(user_vectors), DATE)
-    video_vectors = {
-        catalog.VIDEO_ID: videos.tolist(),
-        catalog.EMBEDDING: _float_lists(rng, args.videos, args.dim),
-    }
-    lake.write_partition(catalog.VIDEO_EMBEDDINGS, settings, rows(video_vectors), DATE)
+    write_gold_night(settings, args.users, args.items, args.videos, args.dim)
+    users = [*map(user_id, range(args.users)), DEFAULT_LIST_KEY]
+    videos = [f"v{i:07d}" for i in range(args.videos)]
     return {
         "user_daily_candidates": users,
         "user_daily_embedding": users[:-1],
-        "video_daily_embedding": videos.tolist(),
+        "video_daily_embedding": videos,
     }
 
 

@@ -31,6 +31,18 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The shapes of a scoring benchmark (shared with benchmarks/spark_scoring.py) and ``--repeats``."""
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--videos", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--top-n", type=int, default=100)
+    parser.add_argument("--fresh-slots", type=int, default=10)
+    parser.add_argument("--watched-per-user", type=int, default=50)
+    parser.add_argument("--block-size", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=2, help="each figure is the best of this many runs")
+
+
 def random_world(
     n_users: int, n_videos: int, dim: int, watched_per_user: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix]:
@@ -118,14 +130,7 @@ def _hnsw(users: np.ndarray, videos: np.ndarray) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--videos", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--top-n", type=int, default=100)
-    parser.add_argument("--fresh-slots", type=int, default=10)
-    parser.add_argument("--watched-per-user", type=int, default=50)
-    parser.add_argument("--block-size", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=2, help="each figure is the best of this many runs")
+    add_world_arguments(parser)
     parser.add_argument("--only", nargs="*", help="run only these contenders (the bound always runs)")
     parser.add_argument("--skip-hnsw", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2,000 users x 20,000 videos, no HNSW")

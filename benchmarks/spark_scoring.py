@@ -105,16 +105,11 @@ def _spark_run(
 
 
 def main() -> None:
+    from scoring_throughput import add_world_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--videos", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--top-n", type=int, default=100)
-    parser.add_argument("--fresh-slots", type=int, default=10)
-    parser.add_argument("--watched-per-user", type=int, default=50)
-    parser.add_argument("--block-size", type=int, default=2048)
+    add_world_arguments(parser)
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2], help="local[n] sessions to run")
-    parser.add_argument("--repeats", type=int, default=2, help="each figure is the best of this many runs")
     parser.add_argument("--quick", action="store_true", help="2,000 users x 20,000 videos")
     args = parser.parse_args()
     if args.quick:

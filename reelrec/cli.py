@@ -322,9 +322,7 @@ def _show_results(dates: list[str], settings: Settings) -> int:
         published = lake.read(CANDIDATES, settings, dates=[night], columns=["user_id"]).column(0).to_pylist()
         user = next((u for u in published if u != DEFAULT_LIST_KEY), None)
     if user is None:
-        print(f"\n[reelrec] no candidates were published for dt={night}", file=sys.stderr)
-        _show_where_to_look(dates[-1], settings, None)
-        return 1
+        return _nothing_published(dates, settings)
     print(
         f"\n[reelrec] what a feed service reads for {user} (reelrec recommend --user {user} --k 10 --explain)"
     )
@@ -334,6 +332,32 @@ def _show_results(dates: list[str], settings: Settings) -> int:
     print(f"\n[reelrec] a user with no list yet (reelrec recommend --user {newcomer} --k 5)")
     print(format_recommendations(recommend(settings, [newcomer], k=5)[0]))
     _show_where_to_look(dates[-1], settings, user)
+    return 0
+
+
+def _nothing_published(dates: list[str], settings: Settings) -> int:
+    """The end of a demo whose nights all succeeded but published no list.
+
+    The promotion gate holding every model night is a correct outcome (a model that cannot beat
+    popularity must not serve), not a failure: the demo says why each night held and what to run
+    to publish one anyway, and exits 0. Nothing published with no night held is an error (1).
+    """
+    from reelrec.report import night_gate
+
+    held = {d: g for d in dates if (g := night_gate(d, settings)) and not g.get("publish")}
+    if not held:
+        print(f"\n[reelrec] no candidates were published for {dates[0]}..{dates[-1]}", file=sys.stderr)
+        _show_where_to_look(dates[-1], settings, None)
+        return 1
+    print("\n[reelrec] no list serves yet: the promotion gate held every model night")
+    for date, gate in held.items():
+        print(f"  dt={date}: {gate.get('reason')}")
+    last = max(held)
+    print(
+        "  (more nights give the models more history; to publish a held night anyway:\n"
+        f"   .venv/bin/reelrec run --date {last} --force-publish)"
+    )
+    _show_where_to_look(dates[-1], settings, None)
     return 0
 
 

@@ -43,6 +43,11 @@ class RankerConfig:
     # Never-impressed merged candidates per impressed user and night, labelled 0 on every head: the
     # ranker ranks every merged candidate, most of them never shown, so it must see such candidates.
     negatives_per_user: int = 100
+    # Impressed users per training night whose examples are kept (a deterministic crc32 sample of
+    # user|night), so that a night's examples, and with them the sources', Feast's and the fit's
+    # seconds, stop growing with the user base: the small home (~2k impressed users a night) keeps
+    # every user; the medium one (~15k, 1.9M examples, 291 s of train_ranker) keeps 6k.
+    max_users_per_night: int = 6000
     heads: tuple[str, ...] = ("completion", "like", "share", "skip")
     blend_weights: tuple[float, ...] = (1.0, 0.5, 0.5, -0.25)  # one per head, same order
     # Retrieval sources whose score, rank and flag are features (column order of the feature matrix).
@@ -56,6 +61,9 @@ class RankerConfig:
 
     # --- optimisation (models.ranker.train)
     epochs: int = 6
+    # At most this many optimiser steps in all: epochs over a large night stop at the budget (the
+    # small home's ~1.2k steps are under it; the medium one's 6 epochs would be 11k).
+    max_steps: int = 3000
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     batch_size: int = 1024  # hundreds of thousands of examples a night (impressions + negatives)

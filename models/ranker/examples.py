@@ -3,7 +3,9 @@
 One example is one (user, video, night) impression of the ``train_days`` nights before D (never D:
 D is the evaluation day), labelled by :func:`models.training_set.impression_outcomes` with
 ``completion``, ``like``, ``share`` and ``skip``; heavy users are capped at
-``max_examples_per_user`` impressions (a deterministic crc32 sample).
+``max_examples_per_user`` impressions (a deterministic crc32 sample), and a night keeps the
+impressions of at most ``max_users_per_night`` users (another crc32 sample), so that the ranker's
+training time does not grow with the user base.
 
 Candidate negatives: the ranker ranks every merged candidate of a user (~300), most of which the old
 feed never showed, while the impressions alone teach it ``p(outcome | impressed)``; on the small
@@ -89,6 +91,28 @@ def cap_per_user(impressions: pa.Table, cap: int) -> pa.Table:
     return impressions.take(pa.array(np.sort(order[position < cap])))
 
 
+def sample_users(impressions: pa.Table, per_night: int) -> pa.Table:
+    """The impressions of at most ``per_night`` users of each night, order kept.
+
+    The users kept on night d are those with the smallest crc32 of ``user|d``: deterministic, a
+    different sample each night, and every impression of a kept user stays (negatives are then drawn
+    for exactly these users). A night with fewer users keeps them all.
+    """
+    users = impressions.column(USER_ID).to_pylist()
+    days = [str(d) for d in impressions.column(DT).to_pylist()]
+    by_day: dict[str, set[str]] = {}
+    for user, day in zip(users, days, strict=True):
+        by_day.setdefault(day, set()).add(user)
+    if all(len(of_day) <= per_night for of_day in by_day.values()):
+        return impressions
+    kept: set[tuple[str, str]] = set()
+    for day, of_day in by_day.items():
+        chosen = sorted(of_day, key=lambda u: zlib.crc32(f"{u}|{day}".encode()))[:per_night]
+        kept.update((u, day) for u in chosen)
+    mask = np.fromiter((pair in kept for pair in zip(users, days, strict=True)), bool, len(users))
+    return impressions.filter(pa.array(mask))
+
+
 def merged_lookup(
     merged: Merged, user_rows: np.ndarray, item_cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -139,14 +163,18 @@ def night_pair_features(
 
 
 def impressions_of(
-    settings: Settings, dates: list[str], cfg: RankerConfig, cap: bool
+    settings: Settings, dates: list[str], cfg: RankerConfig, cap: bool, max_users: int | None = None
 ) -> tuple[pa.Table, pa.Table]:
-    """``(examples, every impression)`` of ``dates``: the outcomes (capped per user when ``cap``) plus
-    each video's creator, and the uncapped (user, video, dt) impressions (what negatives must avoid)."""
+    """``(examples, every impression)`` of ``dates``: the outcomes (when ``cap``, of at most
+    ``cfg.max_users_per_night`` users a night, each capped; else of at most ``max_users`` a night
+    when given) plus each video's creator, and every (user, video, dt) impression (what negatives
+    must avoid)."""
     outcomes = training_set.impression_outcomes(settings, dates, cfg.training_set)
     shown = outcomes.select([USER_ID, VIDEO_ID, DT])
     if cap:
-        outcomes = cap_per_user(outcomes, cfg.max_examples_per_user)
+        outcomes = cap_per_user(sample_users(outcomes, cfg.max_users_per_night), cfg.max_examples_per_user)
+    elif max_users is not None:
+        outcomes = sample_users(outcomes, max_users)
     creators = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, CREATOR_ID, DT])
     joined = outcomes.join(creators, keys=[VIDEO_ID, DT], join_type="left outer")
     ordered = joined.sort_by([(DT, "ascending"), (USER_ID, "ascending"), (EVENT_TIMESTAMP, "ascending")])
@@ -280,18 +308,21 @@ def build_examples(
     cap: bool = True,
     source_cfg: SourcesConfig | None = None,
     negatives: bool | None = None,
+    max_users: int | None = None,
 ) -> Examples:
     """Examples of ``dates`` with features (each night's sources as of the night before) and labels.
 
     Args:
         cap: Cap each user's impressions at ``cfg.max_examples_per_user`` (training).
+        max_users: Without ``cap``, keep every impression of at most this many users a night
+            (:func:`sample_users`; the held-out metrics of a large day).
         negatives: Add ``cfg.negatives_per_user`` never-impressed merged candidates per impressed user
             and night, labelled 0 on every head (training). None: the same as ``cap``, so the
             held-out call ``cap=False`` gets the impressions only.
     """
     negatives = cap if negatives is None else negatives
     started = time.perf_counter()
-    impressions, shown = impressions_of(settings, dates, cfg, cap)
+    impressions, shown = impressions_of(settings, dates, cfg, cap, max_users)
     seconds = {"outcomes": time.perf_counter() - started}
     content = features.ContentLookup.from_lake(settings)
     tables, pair_blocks = [], []

@@ -98,8 +98,13 @@ def blend(probabilities: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model: Ranker, x: np.ndarray, batch: int = 65_536) -> np.ndarray:
-    """(N, H) float32 probabilities of every head for raw features ``x`` (N, F)."""
+def predict(model: Ranker, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """(N, H) float32 probabilities of every head for raw features ``x`` (N, F).
+
+    Batches of a few thousand rows keep every activation in cache: on one thread, 400k rows took
+    2.2-2.4 s in batches of 2-4k against 3.4-3.6 s in batches of 64k (/work/bench/pred2.py, this
+    machine). More threads do not pay on a shared two-core machine (2 threads: 9-18 s).
+    """
     model.eval()
     out = [torch.sigmoid(model(torch.from_numpy(x[s : s + batch]))).numpy() for s in range(0, len(x), batch)]
     return np.concatenate(out) if out else np.zeros((0, model.n_heads), np.float32)

@@ -31,6 +31,8 @@ from reelrec.settings import Settings
 def fit(model: Ranker, x: np.ndarray, y: np.ndarray, cfg: RankerConfig) -> list[float]:
     """Train ``model`` in place on raw features ``x`` (N, F) and labels ``y`` (N, H); mean loss per epoch.
 
+    ``cfg.epochs`` passes over shuffled batches, stopped after ``cfg.max_steps`` steps in all.
+
     The standardisation statistics are fitted on ``x`` first.
     """
     torch.manual_seed(cfg.seed)
@@ -41,10 +43,16 @@ def fit(model: Ranker, x: np.ndarray, y: np.ndarray, cfg: RankerConfig) -> list[
     features_t, labels_t = torch.from_numpy(x), torch.from_numpy(y)
     losses = []
     model.train()
+    steps = 0
     for _ in range(cfg.epochs):
+        if steps >= cfg.max_steps:
+            break
         order = torch.randperm(len(x), generator=generator)
         total, batches = 0.0, 0
         for start in range(0, len(x), cfg.batch_size):
+            if steps >= cfg.max_steps:  # the budget ends the epoch: its loss is over the steps taken
+                break
+            steps += 1
             idx = order[start : start + cfg.batch_size]
             loss = multi_task_loss(model(features_t[idx]), labels_t[idx])
             optimiser.zero_grad()

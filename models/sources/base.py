@@ -12,7 +12,7 @@ scores (:func:`sparse_top_k`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +37,9 @@ class Night:
     user_vectors: np.ndarray | None = None  # (U, d) two-tower users (None: source two_tower unavailable)
     video_vectors: np.ndarray | None = None  # (I, d)
     ann_index: str | None = None  # path of a faiss index over video_vectors (serving path), None: exact
+    # What several sources read alike, computed once a night (e.g. the window's positives, which
+    # covisit and EASE both fit on): key -> value, filled by the readers (models.sources.night).
+    memo: dict[object, object] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def items(self) -> dict[str, int]:

@@ -98,8 +98,15 @@ def window_positives(night: Night, days: int, cfg: TrainingSetConfig | None = No
     """Positives (:func:`models.training_set.labels` with label 1) of the ``days`` nights ending at as_of.
 
     Only catalog videos of D are kept (the others cannot be recommended); nights after ``as_of`` are
-    never read.
+    never read. Computed once per night and arguments (``night.memo``): covisit and EASE share it.
     """
+    key = ("window_positives", days, cfg)
+    if key not in night.memo:
+        night.memo[key] = _window_positives(night, days, cfg)
+    return night.memo[key]  # type: ignore[return-value]
+
+
+def _window_positives(night: Night, days: int, cfg: TrainingSetConfig | None) -> WindowPositives:
     available = lake.partition_dates(EVENTS, night.settings)
     dates = [d for d in date_range(night.as_of, days) if d in available]
     table = training_set.labels(night.settings, dates, cfg or TrainingSetConfig()) if dates else None

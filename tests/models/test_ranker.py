@@ -23,6 +23,7 @@ from models.ranker.examples import (
     merged_lookup,
     negative_rows,
     sample_negatives,
+    sample_users,
     with_negatives,
 )
 from models.ranker.model import Ranker, blend, multi_task_loss, predict
@@ -51,6 +52,36 @@ def _planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.torch
+def test_sample_users_keeps_every_impression_of_at_most_n_users_per_night() -> None:
+    users = [f"u{i}" for i in range(10)]
+    table = pa.table(
+        {
+            "user_id": users * 2 + users,
+            "video_id": [f"v{i}" for i in range(30)],
+            "dt": [D] * 20 + ["2026-11-02"] * 10,
+        }
+    )
+    sampled = sample_users(table, 4)
+    per_night: dict[str, set[str]] = {}
+    kept_rows = zip(sampled.column("user_id").to_pylist(), sampled.column("dt").to_pylist(), strict=True)
+    for user, day in kept_rows:
+        per_night.setdefault(str(day), set()).add(user)
+    assert {day: len(kept) for day, kept in per_night.items()} == {D: 4, "2026-11-02": 4}
+    kept_d = per_night[D]
+    assert sampled.filter(pa.compute.equal(sampled.column("dt"), D)).num_rows == 2 * len(kept_d)  # all rows
+    assert sample_users(table, 4).equals(sampled)  # deterministic
+    assert sample_users(table, 10).equals(table)  # a night under the budget keeps everyone
+
+
+def test_fit_stops_at_the_step_budget() -> None:
+    x, y = _planted(3000, seed=1)
+    budget = dataclasses.replace(SMALL, epochs=5, batch_size=256, max_steps=14)  # 12 steps an epoch
+    losses = fit(Ranker(x.shape[1], budget), x, y, budget)
+    assert len(losses) == 2  # the budget ends the second epoch; no third one starts
+    unbounded = fit(Ranker(x.shape[1], SMALL), x, y, dataclasses.replace(budget, max_steps=10**6))
+    assert len(unbounded) == 5
+
+
 def test_model_learns_a_planted_interaction_and_not_noise() -> None:
     torch.manual_seed(0)
     x, y = _planted(3000, seed=1)

@@ -3,17 +3,20 @@
     .venv/bin/python benchmarks/publish.py --users 20000 --items 100 --videos 20000 --dim 64
     .venv/bin/python benchmarks/publish.py --quick
     .venv/bin/python benchmarks/publish.py --profile       # + cProfile of each publish on stderr
+    .venv/bin/python benchmarks/publish.py --writer feast  # Feast's own materialization, for comparison
 
 Writes one synthetic night of the gold tables that publishing reads (``gold.candidates``: ``--users``
 lists of ``--items`` candidates plus the default list; ``gold.user_embeddings`` and
 ``gold.video_embeddings``: ``--dim``-wide vectors), then, per online store:
 
 * ``feast``: publishes them the way ``models.publish.publish_outputs`` does, through
-  ``feature_repo.materialize.materialize(D, group="outputs")`` (Feast's ``materialize`` of each view:
-  the DuckDB pull of the Delta rows, conversion to protobuf values, the online store's
-  ``online_write_batch``), timed per view and as a whole;
-* ``raw``: the same bytes written straight to the store, read back from what Feast wrote and
-  cleared first: on Redis (db 12, a Feast project of its own) one pipeline of ``HSET key mapping``
+  ``feature_repo.materialize.materialize(D, group="outputs")``, timed per view and as a whole. With
+  ``--writer bulk`` (the default, as in production) that is :mod:`feature_repo.online_write`: Feast's
+  layout written from Arrow columns, the materialization recorded in the registry; with ``--writer
+  feast`` it is Feast's ``materialize`` of each view (the DuckDB pull of the Delta rows, conversion
+  to protobuf values, the online store's ``online_write_batch``);
+* ``raw``: the same bytes written straight to the store, read back from what the publish wrote
+  and cleared first: on Redis (db 12, a Feast project of its own) one pipeline of ``HSET key mapping``
   per view (Feast's hash layout: one hash per entity, a field per feature); on SQLite one
   transaction of ``executemany`` upserts (Feast's own ``INSERT ... ON CONFLICT DO UPDATE``) per view.
 
@@ -40,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from feature_repo.materialize import VIEW_GROUPS, materialize
+from feature_repo.materialize import VIEW_GROUPS, WRITERS, materialize
 from feature_repo.registry import apply, teardown
 from feature_repo.store_config import open_store
 from reelrec.catalog import DEFAULT_LIST_KEY
@@ -183,7 +186,7 @@ def publish_and_compare(store: str, args: argparse.Namespace) -> dict[str, Any]:
             apply(settings)
             started = time.perf_counter()
             with _profiled(args.profile, f"materialize(group='outputs') on {store}"):
-                report = materialize(DATE, settings, group="outputs")
+                report = materialize(DATE, settings, group="outputs", writer=args.writer)
             feast_total = time.perf_counter() - started
             raw = raw_redis(settings, ids) if store == "redis" else raw_sqlite(settings)
         finally:
@@ -194,6 +197,7 @@ def publish_and_compare(store: str, args: argparse.Namespace) -> dict[str, Any]:
         entry = report["views"][name]
         rows = len(ids[name])
         assert entry["status"] == "materialized" and entry["entities"] == rows, entry
+        assert report["writers"][name] == args.writer, report["writers"]
         feast_rps, raw_rps = rows / entry["seconds"], rows / raw[name]
         result[name] = {
             "rows": rows,
@@ -226,6 +230,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--stores", nargs="+", default=["redis", "sqlite"], choices=["redis", "sqlite"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of each publish")
+    parser.add_argument(
+        "--writer",
+        default="bulk",
+        choices=WRITERS,
+        help="materialize's writer (bulk: feature_repo.online_write)",
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 users, 2,000 videos")
     args = parser.parse_args()
     if args.quick:
@@ -237,6 +247,7 @@ def main() -> None:
         "items_per_list": args.items,
         "videos": args.videos,
         "dim": args.dim,
+        "writer": args.writer,
     }
     for store in args.stores:
         result[store] = publish_and_compare(store, args)

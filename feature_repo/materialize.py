@@ -15,6 +15,14 @@ rerunning the watermark's own date is allowed and rewrites the same values.
 Before anything is written, each view's rows in the window are counted from its Delta table
 (through :mod:`reelrec.lake`): a view without rows for D fails the whole call, naming the table.
 
+Writers. The model outputs (:data:`BULK_VIEWS`) are written by :mod:`feature_repo.online_write`
+(``writer="bulk"``, the default): the same Redis hashes / SQLite rows as Feast's materialization,
+serialized from Arrow columns in bulk, and the same materialization interval recorded in the
+registry (so the watermark above, ``feast`` and reelrec's status see the night as materialized),
+at several times Feast's rate (benchmarks/publish.py). Every other view, and any window the bulk
+writer does not cover (a null feature value, an online store it does not know), goes through
+``FeatureStore.materialize``; ``writer="feast"`` sends every view there.
+
 Feast is imported inside the functions: importing this module stays cheap for the DAG.
 """
 
@@ -48,18 +56,24 @@ VIEW_GROUPS: dict[str, tuple[str, ...]] = {
     "content": ("video_static_content",),
     "outputs": ("user_daily_candidates", "user_daily_embedding", "video_daily_embedding"),
 }
+WRITERS = ("bulk", "feast")
+"""``bulk``: :mod:`feature_repo.online_write` for :data:`BULK_VIEWS`, else Feast; ``feast``: always Feast."""
+BULK_VIEWS = frozenset(VIEW_GROUPS["outputs"])
+"""Views the ``bulk`` writer publishes (tests/feature_repo/test_online_write.py: equal to Feast's)."""
 BY_DT_VIEWS = frozenset(VIEW_GROUPS["content"])
 """Views whose rows are not stamped with the end of ``dt``: materialize the ``dt=D`` partition's rows."""
 
 
 @dataclass(frozen=True)
 class _Load:
-    """One view to materialize: its window ``[start, end]`` and the rows/entities it holds there."""
+    """One view to materialize: its window ``[start, end]``, the rows/entities it holds there, and the
+    Delta snapshot they were counted in (the one the ``bulk`` writer publishes)."""
 
     view: FeatureView
     start: datetime
     rows: int
     entities: int
+    dataset: ds.Dataset
 
 
 # ---------------------------------------------------------------- watermarks
@@ -109,7 +123,7 @@ def _dataset(view: FeatureView, settings: Settings) -> ds.Dataset:
         raise FileNotFoundError(f"feature view {view.name}: {err}") from None
 
 
-def _window_counts(view: FeatureView, settings: Settings, start: datetime, end: datetime) -> tuple[int, int]:
+def _window_counts(view: FeatureView, dataset: ds.Dataset, start: datetime, end: datetime) -> tuple[int, int]:
     """Rows and distinct entities of the view's Delta table inside ``[start, end]``.
 
     Feast's offline pull takes the same bounds (both inclusive) and keeps the latest row per
@@ -120,7 +134,7 @@ def _window_counts(view: FeatureView, settings: Settings, start: datetime, end: 
 
     ts = ds.field(EVENT_TIMESTAMP)
     keys = [column.name for column in view.entity_columns]
-    rows = _dataset(view, settings).to_table(columns=keys, filter=(ts >= start) & (ts <= end))
+    rows = dataset.to_table(columns=keys, filter=(ts >= start) & (ts <= end))
     if not rows.num_rows:
         return 0, 0
     if len(keys) == 1:
@@ -128,7 +142,7 @@ def _window_counts(view: FeatureView, settings: Settings, start: datetime, end: 
     return rows.num_rows, rows.group_by(keys).aggregate([]).num_rows
 
 
-def _dt_window(view: FeatureView, settings: Settings, date: str, end: datetime) -> tuple[datetime, int, int]:
+def _dt_window(view: FeatureView, dataset: ds.Dataset, date: str, end: datetime) -> tuple[datetime, int, int]:
     """Window start, rows and entities of a view whose ``dt=D`` rows carry earlier timestamps.
 
     Content rows are stamped with the upload time but written on the night the video is first
@@ -138,7 +152,7 @@ def _dt_window(view: FeatureView, settings: Settings, date: str, end: datetime) 
     import pyarrow.dataset as ds
 
     keys = [column.name for column in view.entity_columns]
-    rows = _dataset(view, settings).to_table(columns=[*keys, EVENT_TIMESTAMP], filter=ds.field(DT) == date)
+    rows = dataset.to_table(columns=[*keys, EVENT_TIMESTAMP], filter=ds.field(DT) == date)
     if not rows.num_rows:
         return end, 0, 0
     first = pc.min(rows.column(EVENT_TIMESTAMP)).as_py()
@@ -196,32 +210,57 @@ def _plan_loads(
                 "watermark_date": at,
             }
             continue
+        dataset = _dataset(view, settings)
         if name in BY_DT_VIEWS:
-            first, rows, entities = _dt_window(view, settings, date, end)
+            first, rows, entities = _dt_window(view, dataset, date, end)
             if rows == 0:
                 skipped[name] = {"status": "skipped", "reason": f"no new rows in dt={date}"}
                 continue
-            loads.append(_Load(view, min(first, start), rows, entities))
+            loads.append(_Load(view, min(first, start), rows, entities, dataset))
             continue
-        rows, entities = _window_counts(view, settings, start, end)
+        rows, entities = _window_counts(view, dataset, start, end)
         if rows == 0:
             raise ValueError(
                 f"materialize dt={date}: table {_label(source_table(view))} (feature view {name}) "
                 f"has no rows with {EVENT_TIMESTAMP} in [{start.isoformat()}, {end.isoformat()}]; "
                 "run its feature job for this date first"
             )
-        loads.append(_Load(view, start, rows, entities))
+        loads.append(_Load(view, start, rows, entities, dataset))
     return loads, skipped
 
 
-def _run_loads(store: FeatureStore, loads: list[_Load], end: datetime) -> dict[str, dict[str, Any]]:
-    """Materialize each planned view over ``[load.start, end]``; the report entry of each, by view name."""
+def _write_load(store: FeatureStore, load: _Load, end: datetime, writer: str) -> str:
+    """Write one planned view over ``[load.start, end]``; which writer did (``bulk`` or ``feast``).
+
+    ``bulk`` (:mod:`feature_repo.online_write`) writes Feast's layout from Arrow columns and records
+    the materialization in the registry; views or windows it does not cover go through Feast.
+    """
+    from feature_repo import online_write
+
+    bulk = (
+        writer == "bulk" and load.view.name in BULK_VIEWS and online_write.supported(store, load.view) is None
+    )
+    if bulk and online_write.write_view(store, load.view, load.dataset, load.start, end) is not None:
+        return "bulk"
+    # Feast prints progress on stdout; keep stdout clean for JSON-printing callers.
+    with contextlib.redirect_stdout(sys.stderr):
+        store.materialize(start_date=load.start, end_date=end, feature_views=[load.view.name])
+    return "feast"
+
+
+def _run_loads(
+    store: FeatureStore, loads: list[_Load], end: datetime, writer: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Materialize each planned view over ``[load.start, end]``.
+
+    Returns:
+        The report entry of each view and the writer that wrote it, both by view name.
+    """
     report: dict[str, dict[str, Any]] = {}
+    writers: dict[str, str] = {}
     for load in loads:
         started = time.perf_counter()
-        # Feast prints progress on stdout; keep stdout clean for JSON-printing callers.
-        with contextlib.redirect_stdout(sys.stderr):
-            store.materialize(start_date=load.start, end_date=end, feature_views=[load.view.name])
+        writers[load.view.name] = _write_load(store, load, end, writer)
         report[load.view.name] = {
             "status": "materialized",
             "table": _label(source_table(load.view)),
@@ -229,7 +268,7 @@ def _run_loads(store: FeatureStore, loads: list[_Load], end: datetime) -> dict[s
             "entities": load.entities,
             "seconds": round(time.perf_counter() - started, 3),
         }
-    return report
+    return report, writers
 
 
 def materialize(
@@ -237,6 +276,7 @@ def materialize(
     settings: Settings,
     feature_views: Sequence[str] | None = None,
     group: str = "features",
+    writer: str = "bulk",
 ) -> dict[str, Any]:
     """Load logical date ``D``'s feature rows into the online store, never rolling it back.
 
@@ -248,28 +288,38 @@ def materialize(
     skipped: its online values are already newer. Rerunning the watermark's own date rewrites
     the same values.
 
+    ``writer="bulk"`` (the default) writes the model outputs (:data:`BULK_VIEWS`) through
+    :mod:`feature_repo.online_write`: Feast's exact layout from Arrow columns, the materialization
+    recorded in the registry as Feast does; the other views go through Feast. ``writer="feast"``
+    materializes every view through ``FeatureStore.materialize``.
+
     Returns:
         ``{"date", "project", "online_store", "window": [start, end], "views": {name: {...}},
-        "seconds"}``; each view reports ``status`` ``materialized`` (with ``rows``, ``entities``,
-        ``table`` and ``seconds``) or ``skipped`` (with ``reason`` and ``watermark_date``).
+        "writers": {name: "bulk" | "feast"}, "seconds"}``; each view reports ``status``
+        ``materialized`` (with ``rows``, ``entities``, ``table`` and ``seconds``; ``writers`` names
+        who wrote it) or ``skipped`` (with ``reason`` and ``watermark_date``).
 
     Raises:
-        ValueError: for a malformed date, an unknown view, or a view whose source has no rows for
-            ``D`` (the feature job did not run); nothing is materialized in that case.
+        ValueError: for a malformed date, an unknown view or writer, or a view whose source has no
+            rows for ``D`` (the feature job did not run); nothing is materialized in that case.
         FileNotFoundError: when a view's Delta table does not exist.
     """
     started = time.perf_counter()
     start, end = day_bounds(date)
+    if writer not in WRITERS:
+        raise ValueError(f"materialize dt={date}: unknown writer {writer!r}; known: {list(WRITERS)}")
     store = open_store(settings)
     views = _select_views(store, date, feature_views, group)
     loads, report = _plan_loads(views, date, settings)
-    report |= _run_loads(store, loads, end)
+    written, writers = _run_loads(store, loads, end, writer)
+    report |= written
     return {
         "date": date,
         "project": store.project,
         "online_store": store.config.online_store.type,
         "window": [start.isoformat(), end.isoformat()],
         "views": dict(sorted(report.items())),
+        "writers": dict(sorted(writers.items())),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

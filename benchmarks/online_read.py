@@ -11,7 +11,10 @@ of its own, torn down at the end. Then, interleaved round by round so that the s
 noise hits every contender alike, it times (p50, p99, max in ms):
 
 * ``recommender_1_user``: ``reelrec.serving.Recommender`` (warm), one user per call;
-* ``recommender_100_users``: the same, 100 users per call (every ``--reads / 10``-th round);
+* ``recommender_100_users``: the same, 100 users per call (every 10th round); on Redis it reads
+  with ``reelrec.online_read.RedisViewReader`` (Feast's key layout, one pipelined HMGET per user);
+* ``feast_online_read_100_users``: the same answers read with the online store's own
+  ``online_read`` (Feast's Redis read and decoding, what ``Recommender`` used before; every 10th round);
 * ``feast_sdk_1_user``: ``FeatureStore.get_online_features`` on the ``recommendations_v1`` service plus
   ``to_dict()``, one user and the default list (the read path ``Recommender`` used before);
 * ``feature_server_1_user``: Feast's HTTP feature server started as the README does (``feast -c
@@ -61,6 +64,7 @@ from reelrec.dates import feature_timestamp
 from reelrec.serving import (
     VIEW,
     Recommender,
+    _assemble,
     feature_server_request,
     parse_feature_server_response,
 )
@@ -187,6 +191,18 @@ def raw_reader(recommender: Recommender) -> Callable[[list[str]], list[list[Any]
     return read
 
 
+def feast_online_read_reader(recommender: Recommender) -> Callable[[list[str]], list[dict[str, Any]]]:
+    """``Recommender``'s answer read with the online store's ``online_read``, not its Redis reader."""
+    reader = recommender.reader
+
+    def read(users: list[str]) -> list[dict[str, Any]]:
+        ids = [*users, DEFAULT_LIST_KEY]
+        columns, present = reader.columns(ids)
+        return _assemble(ids, columns, present, None)
+
+    return read
+
+
 def feast_sdk_reader(recommender: Recommender) -> Callable[[list[str]], dict[str, Any]]:
     """``get_online_features`` on the service (resolved once) and ``to_dict()``: the SDK's own read."""
     store, service = recommender.store, recommender.service
@@ -219,6 +235,11 @@ def feature_server(settings: Settings, log_dir: Path) -> Iterator[int]:
     port = _free_port()
     feast = Path(sys.executable).parent / "feast"
     command = [str(feast), "-c", str(settings.feast), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # No worker recycling during the run (default: every ~1000 requests). With the SQL registry a
+    # recycled worker can fail to boot ("prepared statement _pg3_0 already exists": psycopg's
+    # connection inherited from gunicorn's master is shared with the previous worker), and the
+    # whole server exits; it would also time a worker's boot, not a read.
+    command += ["--max-requests", "1000000"]
     log = log_dir / "feast-serve.log"
     env = {**os.environ, "XDG_RUNTIME_DIR": str(log_dir)}  # gunicorn's control socket, private
     with log.open("wb") as sink:
@@ -253,7 +274,10 @@ def http_reader(port: int) -> Callable[[list[str]], list[dict[str, Any]]]:
 
     def read(users: list[str]) -> list[dict[str, Any]]:
         body = json.dumps(feature_server_request(users))
-        for attempt in (1, 2):  # gunicorn recycles its worker every ~1000 requests: reconnect once
+        # a dropped keep-alive connection (gunicorn's keep-alive timeout, a restarted worker):
+        # reconnect until it answers (the wait counts in this call's time).
+        deadline = time.monotonic() + 60
+        while True:
             try:
                 connection.request("POST", "/get-online-features", body=body, headers=headers)
                 response = connection.getresponse()
@@ -261,8 +285,9 @@ def http_reader(port: int) -> Callable[[list[str]], list[dict[str, Any]]]:
                 break
             except (ConnectionError, http.client.HTTPException):
                 connection.close()
-                if attempt == 2:
+                if time.monotonic() > deadline:
                     raise
+                time.sleep(0.05)
         if response.status != 200:
             raise RuntimeError(f"feature server answered {response.status}: {payload[:500]!r}")
         return parse_feature_server_response(json.loads(payload), user_ids=users)
@@ -313,6 +338,7 @@ def measure(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict
     """Every contender's latencies on the published world of ``settings``."""
     recommender = Recommender(settings)
     raw, sdk = raw_reader(recommender), feast_sdk_reader(recommender)
+    online_read = feast_online_read_reader(recommender)
     pick = random.Random(3)
     users = [user_id(pick.randrange(args.users)) for _ in range(args.reads)]
     batches = [[user_id(pick.randrange(args.users)) for _ in range(100)] for _ in range(args.reads)]
@@ -321,9 +347,13 @@ def measure(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict
         first = recommender([users[0], "u_absent"])
         assert first[0]["found"] and first[1]["fallback"], first  # a real list and the default list
         assert http([users[0], "u_absent"]) == first, "the feature server answers unlike the Recommender"
+        assert online_read(batches[0]) == recommender(batches[0]), (
+            "online_read answers unlike the Recommender"
+        )
         contenders: dict[str, Callable[[int], object]] = {
             "recommender_1_user": lambda i: recommender([users[i]]),
             "recommender_100_users": lambda i: recommender(batches[i]),
+            "feast_online_read_100_users": lambda i: online_read(batches[i]),
             "feast_sdk_1_user": lambda i: sdk([users[i]]),
             "feature_server_1_user": lambda i: http([users[i]]),
             "raw_1_user": lambda i: raw([users[i]]),
@@ -332,7 +362,8 @@ def measure(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict
         for i in range(min(50, args.reads)):  # warm every path (connections, caches)
             for run in contenders.values():
                 run(i)
-        seconds = interleaved(contenders, {"recommender_100_users": 10}, args.reads)
+        every = {"recommender_100_users": 10, "feast_online_read_100_users": 10}
+        seconds = interleaved(contenders, every, args.reads)
     refresh = []
     for _ in range(5):
         started = time.perf_counter()
@@ -379,6 +410,9 @@ def main() -> None:
             ),
             "feast_sdk_1_user_p99_over_raw_p99": round(figures["feast_sdk_1_user"]["p99_ms"] / raw1, 2),
             "feature_server_1_user_p99_over_raw_p99": round(server / raw1, 2),
+            "recommender_100_users_p99_over_feast_online_read_p99": round(
+                rec100 / figures["feast_online_read_100_users"]["p99_ms"], 2
+            ),
         },
         "goals": {
             "recommender_1_user_p99_le_1ms": rec1 <= 1.0,

@@ -233,13 +233,15 @@ def test_one_batched_read_keeps_input_order_and_marks_unknown_users(
 ) -> None:
     recommender = Recommender(published)
     calls: list[int] = []
-    read = recommender.reader.provider.online_read
+    redis = recommender.reader.redis  # Redis: one pipelined HMGET per user (test_online_read.py)
+    owner, name = (recommender.reader.provider, "online_read") if redis is None else (redis, "hashes")
+    read = getattr(owner, name)
 
-    def counting(config: Any, table: Any, entity_keys: list[Any], requested_features: Any = None) -> Any:
-        calls.append(len(entity_keys))
-        return read(config, table, entity_keys, requested_features)
+    def counting(*args: Any) -> Any:
+        calls.append(len(args[-1] if redis is not None else args[2]))  # entity values / entity keys
+        return read(*args)
 
-    monkeypatch.setattr(recommender.reader.provider, "online_read", counting)
+    monkeypatch.setattr(owner, name, counting)
     recs = recommender(["u999999", U2, U1, "u999999", U2], k=1)
     assert calls == [6]  # one online read for the whole batch and the default list
     assert [r["user_id"] for r in recs] == ["u999999", U2, U1, "u999999", U2]
@@ -273,7 +275,8 @@ def test_the_read_path_answers_exactly_like_feasts_sdk(published: Settings) -> N
     by_name = dict(zip(response.proto.metadata.feature_names.val, response.proto.results, strict=True))
     sdk_present = [status == FieldStatus.PRESENT for status in by_name[serving.VIDEO_IDS].statuses]
 
-    columns, present = recommender.reader.columns(ids)
+    assert (recommender.reader.redis is not None) is (published.feast_env == "production")  # Redis' own read
+    columns, present = recommender.reader.columns(ids)  # Feast's online_read, on both stores
     assert columns == sdk_columns
     assert present == sdk_present
     assert present[1] is (published.feast_env == "production")  # Redis: PRESENT with null values

@@ -44,10 +44,10 @@ class RankerConfig:
     # ranker ranks every merged candidate, most of them never shown, so it must see such candidates.
     negatives_per_user: int = 100
     # Impressed users per training night whose examples are kept (a deterministic crc32 sample of
-    # user|night), so that a night's examples, and with them the sources', Feast's and the fit's
-    # seconds, stop growing with the user base: the small home (~2k impressed users a night) keeps
-    # every user; the medium one (~15k, 1.9M examples, 291 s of train_ranker) keeps 6k.
-    max_users_per_night: int = 6000
+    # user|night): a bound on a night's examples, and so on the sources', Feast's and the fit's
+    # seconds, as the user base grows past it. The medium home (~15k impressed users, 1.9M examples)
+    # is under it: sampling it to 6k users halved the ranker's NDCG@10 there (0.041 -> 0.016).
+    max_users_per_night: int = 20_000
     heads: tuple[str, ...] = ("completion", "like", "share", "skip")
     blend_weights: tuple[float, ...] = (1.0, 0.5, 0.5, -0.25)  # one per head, same order
     # Retrieval sources whose score, rank and flag are features (column order of the feature matrix).
@@ -61,9 +61,11 @@ class RankerConfig:
 
     # --- optimisation (models.ranker.train)
     epochs: int = 6
-    # At most this many optimiser steps in all: epochs over a large night stop at the budget (the
-    # small home's ~1.2k steps are under it; the medium one's 6 epochs would be 11k).
-    max_steps: int = 3000
+    # At most this many optimiser steps in all: epochs over a large night stop at the budget. The
+    # small home's ~1.2k steps are under it; on the medium home (1.9M examples, 6 epochs = 11.4k
+    # steps) 6k steps gave NDCG@10 0.041 / recall@100 0.241 of the ranker's order against 0.034 /
+    # 0.243 for the 6 full epochs, with half the fit time (/work/bench/ranker_exp.py, 2026-11-03).
+    max_steps: int = 6000
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     batch_size: int = 1024  # hundreds of thousands of examples a night (impressions + negatives)

@@ -8,12 +8,16 @@ what the vectors mean). On the same embeddings, prints users/second of:
 
 * ``matmul_bound``: the blocked matrix multiply alone (``users[a:b] @ videos.T``), the bound;
 * ``top_k_with_quota``: reelrec's exact top-N with ``watched_per_user`` exclusions and ``fresh_slots``
-  reserved for fresh uploads, as models.score does;
-* ``blocked_top_k``: reelrec's exact top-N with the same exclusions, no quota;
+  reserved for fresh uploads, given the embeddings (``models.topk.DotScores``: the matmul is fused with
+  the selection, tile by tile);
+* ``blocked_top_k``: the same with the same exclusions, no quota;
+* ``top_k_with_quota_blocks`` and ``blocked_top_k_blocks``: the same two given a ``score_block``
+  callback instead, as any other scorer is ranked (whole ``(block, I)`` score blocks, then selection);
 * ``faiss_flat_ip``: faiss exact inner-product search (``IndexFlatIP``), no exclusions (a peer);
 * ``torch_topk``: ``torch.topk`` on the blocked torch matmul output, no exclusions (a peer);
 
-each with its ratio to the bound, measured side by side in one run (the best of ``--repeats``).
+each with its ratio to the bound, measured side by side in one run: the best of ``--repeats`` rounds,
+each running every contender once, so load that comes and goes falls on all of them alike.
 Unless ``--skip-hnsw``, it then prints the HNSW build time, its recall@100 against the exact result and
 its query throughput.
 """
@@ -40,7 +44,7 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh-slots", type=int, default=10)
     parser.add_argument("--watched-per-user", type=int, default=50)
     parser.add_argument("--block-size", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=2, help="each figure is the best of this many runs")
+    parser.add_argument("--repeats", type=int, default=2, help="each figure is the best of this many rounds")
 
 
 def random_world(
@@ -63,12 +67,18 @@ def random_world(
     return users, videos, fresh, watched
 
 
-def _best_seconds(run: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
+def _best_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The best wall time of each run over ``repeats`` rounds, each round running every one once.
+
+    Round-robin rather than one contender after another, so that load from other processes that
+    comes and goes during a run falls on every contender alike, not on whichever ran at that moment.
+    """
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
     return best
 
 
@@ -79,13 +89,15 @@ def _contenders(
     import faiss
     import torch
 
-    from models.topk import blocked_top_k, top_k_with_quota
+    from models.topk import DotScores, blocked_top_k, top_k_with_quota
 
     n_users, block = len(users), args.block_size
     videos_t = np.ascontiguousarray(videos.T)  # (D, I)
 
     def score(rows: slice) -> np.ndarray:
         return users[rows] @ videos_t  # (B, I)
+
+    dots = DotScores(users, videos)
 
     def matmul_only() -> None:
         for start in range(0, n_users, block):
@@ -103,9 +115,13 @@ def _contenders(
     return {
         "matmul_bound": matmul_only,
         "top_k_with_quota": lambda: top_k_with_quota(
+            dots, n_users, args.top_n, fresh, args.fresh_slots, watched, block
+        ),
+        "blocked_top_k": lambda: blocked_top_k(dots, n_users, args.top_n, watched, block),
+        "top_k_with_quota_blocks": lambda: top_k_with_quota(
             score, n_users, args.top_n, fresh, args.fresh_slots, watched, block
         ),
-        "blocked_top_k": lambda: blocked_top_k(score, n_users, args.top_n, watched, block),
+        "blocked_top_k_blocks": lambda: blocked_top_k(score, n_users, args.top_n, watched, block),
         "faiss_flat_ip": lambda: index.search(users, args.top_n),
         "torch_topk": torch_topk,
     }
@@ -141,7 +157,7 @@ def main() -> None:
     users, videos, fresh, watched = random_world(args.users, args.videos, args.dim, args.watched_per_user)
     contenders = _contenders(users, videos, fresh, watched, args)
     wanted = ["matmul_bound", *(args.only or [n for n in contenders if n != "matmul_bound"])]
-    seconds = {name: _best_seconds(contenders[name], args.repeats) for name in wanted}
+    seconds = _best_seconds({name: contenders[name] for name in wanted}, args.repeats)
     result: dict[str, object] = {
         "users": args.users,
         "videos": args.videos,

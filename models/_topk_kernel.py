@@ -20,8 +20,10 @@ buffer back to its best ``k`` whenever it fills.
 With a quota, the flagged columns (fresh uploads, a few percent of the catalog) are selected first by
 the scan path over their indices, then set to ``-inf`` so the main selection never returns them.
 
-Compiled by numba with ``nogil=True``: :mod:`models.topk` runs row ranges on several threads at once.
-``cache=True`` keeps the machine code next to this file, so a night's process compiles it once.
+The *fused* path (:func:`fold_tile`, for :class:`models.topk.DotScores`) folds cache-sized tiles of
+scores into running per-user buffers (the scan path, resumed tile after tile); flagged columns are
+moved to the catalog's end, so a tile splits into at most two runs, one per buffer. Compiled by numba
+with ``nogil=True`` (threads run row ranges at once) and ``cache=True`` (compiled once per machine).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _INF = np.float32(np.inf)
 _GROUP = 32  # items per group of the first pass
 _MIN_GROUPS_PER_K = 2  # fewer groups than this many per k: the scan path
 _BUFFER_PER_K = 8  # scan path: a full buffer is cut back to its best k
+_CHUNK = 64  # fused path: scores compared against the cut at once before any is read one by one
+_REFRESH_PER_K = 1.25  # fused path: a tile that leaves this many times k keys buffered cuts them back
 _MAX_CANDIDATES = 1 << 15  # group path: more candidates than this (heavy ties) fall back to the scan
 _LOW_BITS = np.int64(0xFFFFFFFF)
 _NEG_INF_BITS = np.int32(np.array([-np.inf], dtype=np.float32).view(np.int32)[0])
@@ -292,3 +296,205 @@ def select_rows(
         if m < 0:
             m = _scan(row, bits, every, k, buf[: _BUFFER_PER_K * k], cast)
         _drain(buf, m, out_items[r], out_scores[r])
+
+
+@numba.njit(nogil=True, cache=True)
+def _fold(
+    row: np.ndarray,
+    bits: np.ndarray,
+    lo: int,
+    hi: int,
+    first_col: int,
+    item_of: np.ndarray,
+    buf: np.ndarray,
+    m: int,
+    cut: np.float32,
+    k: int,
+    cast: np.ndarray,
+) -> tuple[int, np.float32]:
+    """The scan path over ``row[lo:hi]`` (column ``first_col + j`` is item ``item_of[first_col + j]``),
+    continuing a running state: ``m`` buffered keys, ``cut`` the ``k``-th best at the last cut back.
+
+    Items arrive in ascending item order across calls, so an item scoring exactly ``cut`` is worse than
+    all ``k`` kept (strict ``>``). Each chunk of ``_CHUNK`` scores is first compared with ``cut`` at once;
+    after the first tiles most chunks hold no score above it and are not read again.
+    """
+    for chunk in range(lo, hi, _CHUNK):
+        end = min(chunk + _CHUNK, hi)  # a bound known only at run time keeps the loop below vectorised
+        hit = False
+        for j in range(chunk, end):  # an OR of compares, no branch per score
+            hit |= row[j] > cut
+        if not hit:
+            continue
+        for j in range(chunk, end):
+            s = row[j]
+            if s > cut and s < _INF:
+                buf[m] = _key(s, bits[j], item_of[first_col + j])
+                m += 1
+                if m == len(buf):
+                    m, cut = _cut_back(buf, m, k, cast)
+    return m, cut
+
+
+@numba.njit(nogil=True, cache=True)
+def _cut_back(buf: np.ndarray, m: int, k: int, cast: np.ndarray) -> tuple[int, np.float32]:
+    """Keep the best ``k < m`` of ``m`` buffered keys (unique) in place: returns ``k`` and their cut.
+
+    Quickselect in place (no allocation, unlike :func:`_compact`): the fused path cuts back after
+    most tiles.
+    """
+    kth = np.int64(_kth_largest(buf, m, k))
+    kept = 0
+    for pos in range(m):
+        if buf[pos] >= kth:
+            buf[kept] = buf[pos]
+            kept += 1
+    cast[0] = _sortable(np.int32(kth >> 32))  # the map is its own inverse
+    return kept, cast.view(np.float32)[0]
+
+
+@numba.njit(nogil=True, cache=True)
+def _fold_tile_row(
+    row: np.ndarray,
+    lo: int,
+    hi: int,
+    first_col: int,
+    item_of: np.ndarray,
+    buf: np.ndarray,
+    m: int,
+    cut: np.float32,
+    k: int,
+    cast: np.ndarray,
+) -> tuple[int, np.float32]:
+    """:func:`_fold` over ``row[lo:hi]``, then a cut back if the tile left ``_REFRESH_PER_K * k`` keys.
+
+    The cut only rises when the buffer is cut back, and every 64-score chunk holding a score above it
+    is read one by one: refreshed only when the buffer fills, it stays loose for most of the catalog.
+    """
+    m, cut = _fold(row, row.view(np.int32), lo, hi, first_col, item_of, buf, m, cut, k, cast)
+    if m >= _REFRESH_PER_K * k:
+        m, cut = _cut_back(buf, m, k, cast)
+    return m, cut
+
+
+@numba.njit(nogil=True, cache=True)
+def fold_tile(
+    tile: np.ndarray,
+    width: int,
+    first_col: int,
+    n_main: int,
+    item_of: np.ndarray,
+    exclude_next: np.ndarray,
+    exclude_end: np.ndarray,
+    exclude_cols: np.ndarray,
+    keys: np.ndarray,
+    counts: np.ndarray,
+    cuts: np.ndarray,
+    quota_keys: np.ndarray,
+    quota_counts: np.ndarray,
+    quota_cuts: np.ndarray,
+) -> None:
+    """Fold one tile of scores into its users' running top ``k`` (and top ``q`` of the quota columns).
+
+    The fused path of :mod:`models.topk`: columns are a permutation of the items in which the unflagged
+    ones come first, each part in ascending item order; tiles arrive in ascending column order.
+
+    Args:
+        tile: ``(>= B, >= width)`` float32, C-contiguous: row ``r``'s first ``width`` entries score
+            columns ``first_col ..`` for user ``r`` (overwritten: excluded entries -> ``-inf``), the rest is
+            padding, never read.
+        width: the tile's columns.
+        n_main: columns below this are unflagged (the ``k`` selection), the rest flagged (the quota).
+        item_of: ``(I,)`` the item of each column.
+        exclude_next, exclude_end: per row, the range of ``exclude_cols`` not yet applied; advanced here.
+        exclude_cols: excluded columns, ascending within each row's range.
+        keys, counts, cuts: per row, the running buffer (``(B, 8k)``), its fill and its cut score.
+        quota_keys, quota_counts, quota_cuts: the same for the quota (``(B, 8q)``; unused if ``q == 0``).
+    """
+    n_rows = len(counts)
+    k = keys.shape[1] // _BUFFER_PER_K
+    quota = quota_keys.shape[1] // _BUFFER_PER_K
+    split = min(max(n_main - first_col, 0), width)  # tile columns below it are unflagged
+    stop = first_col + width
+    cast = np.empty(1, dtype=np.int32)
+    for r in range(n_rows):
+        row = tile[r]
+        p = exclude_next[r]
+        while p < exclude_end[r] and exclude_cols[p] < stop:
+            row[exclude_cols[p] - first_col] = -_INF
+            p += 1
+        exclude_next[r] = p
+        if split > 0:
+            counts[r], cuts[r] = _fold_tile_row(
+                row, 0, split, first_col, item_of, keys[r], counts[r], cuts[r], k, cast
+            )
+        if split < width and quota > 0:
+            quota_counts[r], quota_cuts[r] = _fold_tile_row(
+                row,
+                split,
+                width,
+                first_col,
+                item_of,
+                quota_keys[r],
+                quota_counts[r],
+                quota_cuts[r],
+                quota,
+                cast,
+            )
+
+
+@numba.njit(nogil=True, cache=True)
+def drain_rows(keys: np.ndarray, counts: np.ndarray, out_items: np.ndarray, out_scores: np.ndarray) -> None:
+    """Write each row's best buffered keys best first into ``out_*`` (``(B, width)``), padded -1 / -inf."""
+    for r in range(len(counts)):
+        _drain(keys[r], counts[r], out_items[r], out_scores[r])
+
+
+@numba.njit(nogil=True, cache=True)
+def sorted_columns(indptr: np.ndarray, indices: np.ndarray, column_of: np.ndarray) -> np.ndarray:
+    """The CSR ``indices`` mapped through ``column_of`` (item -> column), sorted within each row."""
+    cols = np.empty(len(indices), dtype=np.int64)
+    for r in range(len(indptr) - 1):
+        a, b = indptr[r], indptr[r + 1]
+        for p in range(a, b):
+            cols[p] = column_of[indices[p]]
+        cols[a:b] = np.sort(cols[a:b])
+    return cols
+
+
+@numba.njit(nogil=True, cache=True)
+def merge_quota_rows(
+    fresh_items: np.ndarray,
+    fresh_scores: np.ndarray,
+    other_items: np.ndarray,
+    other_scores: np.ndarray,
+    out_items: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
+    """Per row: the filled quota picks plus the best ``k - taken`` others, merged into ``(U, k)``.
+
+    Both inputs are best first by (score descending, item ascending), ``-0.0`` already read as ``0.0``,
+    padded with -1 / -inf, and disjoint (flagged vs unflagged items): one merge pass per row.
+    """
+    k = out_items.shape[1]
+    for r in range(out_items.shape[0]):
+        n_fresh = 0
+        while n_fresh < fresh_items.shape[1] and fresh_items[r, n_fresh] >= 0:
+            n_fresh += 1
+        n_other = 0
+        while n_other < k - n_fresh and other_items[r, n_other] >= 0:
+            n_other += 1
+        a, b = 0, 0
+        for pos in range(k):
+            if a < n_other and (
+                b == n_fresh
+                or other_scores[r, a] > fresh_scores[r, b]
+                or (other_scores[r, a] == fresh_scores[r, b] and other_items[r, a] < fresh_items[r, b])
+            ):
+                out_items[r, pos], out_scores[r, pos] = other_items[r, a], other_scores[r, a]
+                a += 1
+            elif b < n_fresh:
+                out_items[r, pos], out_scores[r, pos] = fresh_items[r, b], fresh_scores[r, b]
+                b += 1
+            else:
+                out_items[r, pos], out_scores[r, pos] = -1, -_INF

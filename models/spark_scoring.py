@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
-from models.topk import DEFAULT_BLOCK_SIZE, blocked_top_k, top_k_with_quota
+from models.topk import DEFAULT_BLOCK_SIZE, DotScores, blocked_top_k, top_k_with_quota
 from reelrec.settings import Settings
 
 if TYPE_CHECKING:
@@ -115,10 +115,9 @@ def local_top_k(
     Returns:
         ``(items (U, k) int64, scores (U, k) float32)`` as :func:`models.topk.top_k_with_quota`.
     """
-
-    def score(rows: slice) -> np.ndarray:
-        return user_video_scores(user_vectors[rows], video_vectors)  # (B, I)
-
+    # DotScores: the selection fuses each tile's sgemm with the top-k (models.topk), scores equal to
+    # user_video_scores' bit for bit (tests/models/test_topk_quota.py).
+    score = DotScores(user_vectors, video_vectors)
     n_users = user_vectors.shape[0]
     if quota == 0 or fresh is None:
         return blocked_top_k(score, n_users, k, exclude=exclude, block_size=block_size)

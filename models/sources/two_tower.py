@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from models.sources.base import Night, SourceCandidates, candidates, empty_candidates, top_k_candidates
-from models.spark_scoring import spark_top_k, use_spark, user_video_scores
+from models.spark_scoring import spark_top_k, use_spark
+from models.topk import DotScores
 
 NAME = "two_tower"
 ANN_BATCH = 4096  # queries per faiss search call
@@ -33,7 +34,7 @@ def retrieve(night: Night, k: int) -> SourceCandidates:
         return _ann(night, night.ann_index, users, k)
     if use_spark(night.settings, len(night.user_ids)) and k >= 1 and len(night.video_ids):
         return _on_spark(night, users, videos, k)
-    return top_k_candidates(NAME, lambda rows: user_video_scores(users[rows], videos), night, k)
+    return top_k_candidates(NAME, DotScores(users, videos), night, k)  # fused sgemm + top-k
 
 
 def _on_spark(night: Night, users: np.ndarray, videos: np.ndarray, k: int) -> SourceCandidates:

@@ -9,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from models import topk
-from models.topk import ScoreBlock, blocked_top_k, top_k_with_quota
+from models.spark_scoring import user_video_scores
+from models.topk import DotScores, ScoreBlock, blocked_top_k, top_k_with_quota
 
 
 def _best(scores: np.ndarray, candidates: list[int], n: int) -> list[int]:
@@ -238,3 +239,115 @@ def test_catalog_sized_rows_match_the_reference(kind: str) -> None:
     want_items, want_values = _vectorised_reference(scores, k, np.zeros_like(flagged), 0, exclude)
     np.testing.assert_array_equal(plain_items, want_items)
     np.testing.assert_array_equal(plain_values, want_values + np.float32(0.0))
+
+
+# The fused path (DotScores): embeddings on a grid of 1/8, so every dot product is exact in float32
+# whatever order BLAS sums it in, and the reference can score the whole matrix at once.
+
+
+def _dyadic(rng: np.random.Generator, shape: tuple[int, int], levels: int) -> np.ndarray:
+    """Vectors with entries in ``{-levels..levels} / 8``: few levels give ties everywhere."""
+    return (rng.integers(-levels, levels + 1, size=shape) / 8).astype(np.float32)
+
+
+def _assert_fused_matches(
+    users: np.ndarray, items: np.ndarray, k: int, flagged: np.ndarray, quota: int, exclude: sp.csr_matrix
+) -> None:
+    """Both fused rankings against the reference on ``users @ items.T`` and the unfused path."""
+    dots, scores = DotScores(users, items), users @ items.T
+    n_users = len(users)
+    for mask, q in ((flagged, quota), (np.zeros_like(flagged), 0)):
+        want_items, want_values = _vectorised_reference(scores, k, mask, q, exclude)
+        got_items, got_values = top_k_with_quota(dots, n_users, k, mask, q, exclude, block_size=5)
+        np.testing.assert_array_equal(got_items, want_items)
+        np.testing.assert_array_equal(got_values, want_values + np.float32(0.0))
+        unfused = top_k_with_quota(_block_of(scores), n_users, k, mask, q, exclude, block_size=5)
+        np.testing.assert_array_equal(got_items, unfused[0])
+        plain_items, plain_values = blocked_top_k(dots, n_users, k, exclude, block_size=5)
+        if q == 0:
+            np.testing.assert_array_equal(plain_items, want_items)
+            np.testing.assert_array_equal(plain_values, want_values + np.float32(0.0))
+
+
+@pytest.mark.parametrize(("levels", "tile"), [(1, 37), (3, 64), (8, 1000), (8, 2048)])
+def test_fused_catalog_sized_rows_match_the_reference(levels: int, tile: int) -> None:
+    """Tiles that split the fresh columns and the 64-score chunks; buffers filled and cut back many
+    times (levels=1: nine distinct scores, so most of a row ties with the k-th)."""
+    rng = np.random.default_rng(levels * 7 + tile)
+    n_users, n_items, k, quota = 23, 9_000, 100, 10
+    users, items = _dyadic(rng, (n_users, 16), levels), _dyadic(rng, (n_items, 16), levels)
+    flagged = rng.random(n_items) < 0.05
+    exclude = sp.random(n_users, n_items, density=0.02, format="lil", random_state=levels)
+    exclude[3] = 1  # user 3 has nothing left
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(topk, "_FUSED_TILE", tile)
+        patch.setattr(topk, "_FUSED_USERS", 4)  # six tasks over the selection threads
+        _assert_fused_matches(users, items, k, flagged, quota, sp.csr_matrix(exclude))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in matmul:RuntimeWarning")
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 9),
+    st.integers(1, 120),
+    st.integers(1, 6),
+    st.sampled_from([0.0, 0.1, 0.5]),
+    st.sampled_from([0.0, 0.2, 0.9]),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_fused_matches_brute_force(
+    n_users: int, n_items: int, k: int, fresh_share: float, exclude_share: float, tile: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    users, items = _dyadic(rng, (n_users, 3), 1), _dyadic(rng, (n_items, 3), 2)
+    if n_items > 3 and seed % 3 == 0:  # an infinite item: +-inf and NaN scores, never returned
+        items[n_items // 2] = [np.inf, 0.0, -1.0]
+    flagged = rng.random(n_items) < fresh_share
+    exclude = sp.csr_matrix(rng.random((n_users, n_items)) < exclude_share)
+    quota = int(rng.integers(1, k + 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(topk, "_FUSED_TILE", tile)
+        patch.setattr(topk, "_FUSED_USERS", 2)
+        _assert_fused_matches(users, items, k, flagged, quota, exclude)
+
+
+def test_dot_scores_is_a_score_block_and_checks_shapes() -> None:
+    rng = np.random.default_rng(0)
+    users, items = _dyadic(rng, (5, 4), 3), _dyadic(rng, (7, 4), 3)
+    dots = DotScores(users, items)
+    np.testing.assert_array_equal(dots(slice(1, 3)), users[1:3] @ items.T)
+    with pytest.raises(ValueError, match="DotScores needs users"):
+        DotScores(users, items[:, :3])
+    with pytest.raises(ValueError, match="n_users=6 but DotScores holds 5"):
+        blocked_top_k(dots, 6, 2)
+    with pytest.raises(ValueError, match="exclude has 8 items but DotScores scores 7"):
+        blocked_top_k(dots, 5, 2, exclude=sp.csr_matrix((5, 8)))
+    with pytest.raises(ValueError, match="quota_items has 6 items but DotScores scores 7"):
+        top_k_with_quota(dots, 5, 2, np.ones(6, bool), 1)
+
+
+def test_fused_scores_have_the_bits_of_user_video_scores() -> None:
+    """Real-valued vectors: the fused ranking is the one :func:`models.spark_scoring.local_top_k`
+    makes from its fixed-shape score blocks, bit for bit (every product of both has a shape that
+    takes BLAS's main kernel, which sums a dot product in one order), whichever users share a task."""
+    rng = np.random.default_rng(5)
+    n_users, n_items, k, quota = 300, 5_000, 100, 10
+    users = rng.normal(size=(n_users, 64)).astype(np.float32)
+    items = rng.normal(size=(n_items, 64)).astype(np.float32)
+    flagged = rng.random(n_items) < 0.05
+    exclude = sp.random(n_users, n_items, density=0.01, format="csr", random_state=5)
+    want = top_k_with_quota(
+        lambda rows: user_video_scores(users[rows], items),
+        n_users,
+        k,
+        flagged,
+        quota,
+        exclude,
+        block_size=100,
+    )
+    got = top_k_with_quota(DotScores(users, items), n_users, k, flagged, quota, exclude)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    tail = top_k_with_quota(DotScores(users[250:], items), n_users - 250, k, flagged, quota, exclude[250:])
+    np.testing.assert_array_equal(tail[0], want[0][250:])  # another task partner, a smaller last task

@@ -1,16 +1,16 @@
 """A small client of the Airflow API server's REST API v2: DAGs, DAG runs, task instances, task logs.
 
 Authentication goes through the simple auth manager: a token without credentials when every user is
-an admin (embedded profile), or the ``admin`` user's generated password otherwise.
+an admin (embedded profile), or the ``admin`` user's password otherwise, read from the 0600 file
+:func:`reelrec.airflow_local.ensure_login` generated at the stack's first start.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from reelrec.airflow_local import api_url
+from reelrec.airflow_local import ADMIN_USER, api_url, passwords_file, read_passwords
 from reelrec.dates import add_days
 from reelrec.settings import Settings
 
@@ -45,9 +45,14 @@ class AirflowApi:
             if self.settings.profile == "embedded":
                 response = self._http.get("/auth/token")
             else:
-                path = self.settings.airflow_home / "simple_auth_manager_passwords.json.generated"
-                password = json.loads(path.read_text())["admin"]
-                response = self._http.post("/auth/token", json={"username": "admin", "password": password})
+                password = read_passwords(self.settings).get(ADMIN_USER)
+                if not password:
+                    raise AirflowApiError(
+                        f"no password for Airflow user {ADMIN_USER!r} in {passwords_file(self.settings)}; "
+                        "`reelrec services up` generates it at the stack's first start"
+                    )
+                credentials = {"username": ADMIN_USER, "password": password}
+                response = self._http.post("/auth/token", json=credentials)
             self._check(response)
             self._token = str(response.json()["access_token"])
         return self._token

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -27,6 +28,9 @@ from typing import Any
 from reelrec import cli_models
 from reelrec.dates import add_days, cli_date, dates_between
 from reelrec.settings import Settings
+
+# A name that becomes one file name under REELREC_HOME (a model version's release record).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
 
 
 def _dates(start: str, end: str | None) -> list[str]:
@@ -137,6 +141,12 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _explain(settings: Settings, recs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    from reelrec.cli_results import explain
+
+    return explain(settings, recs)
+
+
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     from reelrec.cli_format import format_recommendations
     from reelrec.cli_models import serving_line
@@ -147,7 +157,7 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     recs = recommend(settings, args.user, k=args.k)
     answered = [r for r in recs if r["found"] or r.get("fallback")]
     version, line = serving_line(settings)
-    why = explain(settings, answered) if args.explain else {}
+    why = _explain(settings, answered) if args.explain else {}
     if args.json:
         keys = ("user_id", "model_version", "generated_at", "items", "found", "fallback")
         shown: list[dict[str, Any]] = [
@@ -166,31 +176,6 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
         elif not r["found"]:
             print(f"user {r['user_id']} has no list of their own: served the default list", file=sys.stderr)
     return 0 if len(answered) == len(recs) else 1
-
-
-def explain(settings: Settings, recs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """Per user, per video of their answer: the candidate sources that proposed it ("two_tower#3 ...").
-
-    Read from gold.candidate_sources of the night whose release answered (empty for the default list).
-    """
-    import pyarrow.compute as pc
-
-    from reelrec import lake, releases
-    from reelrec.catalog import CANDIDATE_SOURCES, MODEL_VERSION, USER_ID, VIDEO_IDS
-
-    out: dict[str, dict[str, str]] = {}
-    for rec in recs:
-        release = releases.get_release(settings, rec["model_version"]) if rec.get("model_version") else None
-        if not rec["found"] or release is None or not lake.exists(CANDIDATE_SOURCES, settings):
-            continue
-        rows = lake.read(CANDIDATE_SOURCES, settings, dates=[release.night])
-        mine = pc.and_(
-            pc.equal(rows.column(USER_ID), rec["user_id"]),
-            pc.equal(rows.column(MODEL_VERSION), release.version),
-        )
-        for row in rows.filter(mine).to_pylist():
-            out[rec["user_id"]] = dict(zip(row[VIDEO_IDS], row["sources"], strict=True))
-    return out
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -279,6 +264,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     The stack is stopped at the end when the demo started it (``--keep-running`` keeps it up).
     """
     from reelrec import services
+    from reelrec.cli_results import show_results, task_totals
     from synthetic_world import generate
 
     timings: dict[str, float] = {}
@@ -296,101 +282,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"[reelrec] stopped the stack it started: {', '.join(services.down(settings)) or '-'}")
     timings["nightly runs"] = time.perf_counter() - started
     print("\n[reelrec] stage wall times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    print(_task_totals(dates, settings))
+    print(task_totals(dates, settings))
     if code == 0:
-        code = _show_results(dates, settings)
+        code = show_results(dates, settings)
     return code
-
-
-def _show_results(dates: list[str], settings: Settings) -> int:
-    """The end of the demo: status, releases, one user's list with its provenance, where to look."""
-    from reelrec import lake, releases
-    from reelrec.catalog import CANDIDATES, DEFAULT_LIST_KEY
-    from reelrec.cli_format import format_recommendations, format_releases
-    from reelrec.cli_models import release_rows
-    from reelrec.report import format_status, status
-    from reelrec.serving import recommend
-
-    print("\n[reelrec] status (reelrec status)")
-    print(format_status(status(settings, limit=len(dates))))
-    serving = releases.serving(settings)
-    print("\n[reelrec] releases (reelrec models list)")
-    print(format_releases(release_rows(settings)))
-    night = serving.night if serving else dates[-1]
-    user = None
-    if lake.exists(CANDIDATES, settings):
-        published = lake.read(CANDIDATES, settings, dates=[night], columns=["user_id"]).column(0).to_pylist()
-        user = next((u for u in published if u != DEFAULT_LIST_KEY), None)
-    if user is None:
-        return _nothing_published(dates, settings)
-    print(
-        f"\n[reelrec] what a feed service reads for {user} (reelrec recommend --user {user} --k 10 --explain)"
-    )
-    rec = recommend(settings, [user], k=10)[0]
-    print(format_recommendations(rec, explain(settings, [rec]).get(user)))
-    newcomer = "u_new_today"
-    print(f"\n[reelrec] a user with no list yet (reelrec recommend --user {newcomer} --k 5)")
-    print(format_recommendations(recommend(settings, [newcomer], k=5)[0]))
-    _show_where_to_look(dates[-1], settings, user)
-    return 0
-
-
-def _nothing_published(dates: list[str], settings: Settings) -> int:
-    """The end of a demo whose nights all succeeded but published no list.
-
-    The promotion gate holding every model night is a correct outcome (a model that cannot beat
-    popularity must not serve), not a failure: the demo says why each night held and what to run
-    to publish one anyway, and exits 0. Nothing published with no night held is an error (1).
-    """
-    from reelrec.report import night_gate
-
-    held = {d: g for d in dates if (g := night_gate(d, settings)) and not g.get("publish")}
-    if not held:
-        print(f"\n[reelrec] no candidates were published for {dates[0]}..{dates[-1]}", file=sys.stderr)
-        _show_where_to_look(dates[-1], settings, None)
-        return 1
-    print("\n[reelrec] no list serves yet: the promotion gate held every model night")
-    for date, gate in held.items():
-        print(f"  dt={date}: {gate.get('reason')}")
-    last = max(held)
-    print(
-        "  (more nights give the models more history; to publish a held night anyway:\n"
-        f"   .venv/bin/reelrec run --date {last} --force-publish)"
-    )
-    _show_where_to_look(dates[-1], settings, None)
-    return 0
-
-
-def _task_totals(dates: list[str], settings: Settings) -> str:
-    from reelrec.airflow_local import task_instances
-    from reelrec.report import format_task_totals, night_summary
-
-    return format_task_totals([night_summary(d, settings, task_instances(d, settings)) for d in dates])
-
-
-def _show_where_to_look(date: str, settings: Settings, user: str | None) -> None:
-    from reelrec.airflow_local import api_url
-
-    user = user or "u000001"
-    print(
-        f"""
-Where to look (REELREC_HOME={settings.home}):
-  landing drops      {settings.landing}
-  Delta tables       {settings.lake}/{{bronze,silver,gold}}/<table>
-  run manifests      {settings.runs}/dt=<date>/manifest.json (+ metrics.json, validation/, airflow.log)
-  task logs          {settings.airflow_home}/logs/dag_id=reelrec_nightly/run_id=nightly__<date>/
-  models             {settings.models}/two_tower/<model_version>/ (weights, config, metrics, ANN index)
-  Feast              {settings.feast}
-  Airflow UI         {api_url(settings)}/dags/reelrec_nightly   (.venv/bin/reelrec ui starts it)
-  stop everything    .venv/bin/reelrec stop   (services: .venv/bin/reelrec services status)
-  runs and metrics   .venv/bin/reelrec status [--json]
-  model versions     .venv/bin/reelrec models list   (.venv/bin/reelrec rollback --to VERSION)
-  recommendations    .venv/bin/reelrec recommend --user {user} --k 10 --json
-  online features    .venv/bin/reelrec features --user {user}
-  feature server     .venv/bin/feast -c {settings.feast} serve   (POST /get-online-features)
-  a night again      .venv/bin/reelrec run --date {date}   (--inline: in one process, to debug)
-  one job alone      .venv/bin/python -m models.score --date {date}"""
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -474,8 +369,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_path_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, as a usage error naming the argument, any argument that would name a path outside
+    ``REELREC_HOME``.
+
+    Dates are checked by their type (:func:`reelrec.dates.cli_date`: ``YYYY-MM-DD`` only), presets
+    and suites by their choices; ``rollback --to`` names a release record file
+    (``models/releases/<version>.json``), so it must be a plain name: no ``/``, ``\\`` or ``..``.
+    """
+    version = getattr(args, "to", None) if args.command == "rollback" else None
+    if version is not None and (not SAFE_NAME.fullmatch(version) or ".." in version):
+        parser.error(
+            f"argument --to: model version {version!r} is not a plain name "
+            "(letters, digits and ._@+- only, no '..'); see `reelrec models list`"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_path_arguments(parser, args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     return int(args.func(args, Settings.from_env(args.home)))
 

@@ -3,6 +3,10 @@
 Layout: ``$REELREC_HOME/landing/<feed>/dt=YYYY-MM-DD/`` holding the drop's data files and an empty
 ``_SUCCESS`` marker written last. A folder without the marker is an incomplete drop and is refused.
 See docs/data-contract.md for the fields of each feed.
+
+Nothing from outside picks a path here: the feed must be one of :data:`FEEDS`, the date a
+``YYYY-MM-DD`` logical date, and a drop file a plain name (:func:`check_file_name`), so no argument
+or file name can reach outside ``REELREC_HOME/landing``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reelrec.dates import iso_date
 from reelrec.errors import DataError
 from reelrec.settings import Settings
 
@@ -29,10 +34,35 @@ class IncompleteDropError(DataError, FileNotFoundError):
 
 
 def drop_dir(feed: str, date: str, settings: Settings) -> Path:
-    """Folder of ``feed``'s drop for logical date ``date``."""
+    """Folder of ``feed``'s drop for logical date ``date``.
+
+    Raises:
+        KeyError: naming an unknown feed.
+        ValueError: naming a date that is not ``YYYY-MM-DD`` (``../x`` never becomes a folder).
+    """
     if feed not in FEEDS:
         raise KeyError(f"unknown landing feed {feed!r}; known feeds: {sorted(FEEDS)}")
+    try:
+        date = iso_date(date)
+    except ValueError as err:
+        raise ValueError(f"landing drop {feed}: {err}") from None
     return settings.landing / feed / f"dt={date}"
+
+
+def check_file_name(feed: str, name: str) -> str:
+    """``name`` when it is a plain file name for a drop of ``feed``: no folder part, no ``..``.
+
+    Raises:
+        DataError: naming the feed and the file when it holds a path separator, ``..``, a NUL byte,
+            or is empty or a dot-name (hidden files are not data).
+    """
+    bad = not name or name.startswith(".") or ".." in name or any(sep in name for sep in ("/", "\\", "\x00"))
+    if bad:
+        raise DataError(
+            f"landing drop {feed}: file name {name!r} is not a plain file name "
+            "(no '/', '\\', '..' or leading '.'); drop files stay inside their dt= folder"
+        )
+    return name
 
 
 def _problem(feed: str, date: str, settings: Settings) -> str | None:

@@ -29,7 +29,7 @@ from reelrec.catalog import (
     USERS,
     VIDEOS,
 )
-from reelrec.landing import SUCCESS_MARKER, drop_dir
+from reelrec.landing import SUCCESS_MARKER, check_file_name, drop_dir
 from reelrec.settings import Settings
 from synthetic_world.day import DayEvents
 from synthetic_world.world import COUNTRIES, World
@@ -66,9 +66,12 @@ def replace_drop(settings: Settings, feed: str, date: dt.date, files: dict[str, 
         settings: where the landing zone lives.
         feed: a feed of :data:`reelrec.landing.FEEDS` (``KeyError`` for any other).
         date: the logical date of the drop.
-        files: file name -> raw bytes, or a table written as parquet.
+        files: file name -> raw bytes, or a table written as parquet; a name with a folder part or
+            ``..`` is refused (:func:`reelrec.landing.check_file_name`, a ``DataError``).
     """
     final = drop_dir(feed, str(date), settings)
+    for name in files:
+        check_file_name(feed, name)  # before anything is written
     tmp = final.parent / f"_tmp-{final.name}"
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -25,6 +25,7 @@ import torch
 
 from models.ranker.config import RankerConfig
 from models.ranker.model import Ranker
+from models.weights import load_weights
 from reelrec.settings import Settings
 
 MODEL_NAME = "ranker_v1"
@@ -86,7 +87,7 @@ def load_version(path: Path) -> TrainedRanker:
     cfg = RankerConfig.from_json((path / CONFIG_FILE).read_text())
     names = json.loads((path / FEATURES_FILE).read_text())
     model = Ranker(len(names), cfg)
-    model.load_state_dict(torch.load(path / WEIGHTS_FILE, weights_only=True))
+    model.load_state_dict(load_weights(path / WEIGHTS_FILE, "ranker"))
     model.eval()
     return TrainedRanker(version=path.name, cfg=cfg, feature_names=names, model=model, path=path)
 

@@ -27,6 +27,7 @@ import torch
 from models.two_tower.config import TwoTowerConfig
 from models.two_tower.inputs import FeatureSpace
 from models.two_tower.model import TwoTower
+from models.weights import load_weights
 from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM
 from reelrec.settings import Settings
 
@@ -116,6 +117,6 @@ def load(date: str, settings: Settings) -> TrainedModel:
     cfg = TwoTowerConfig.from_json((path / CONFIG_FILE).read_text())
     space = FeatureSpace.from_json((path / FEATURE_SPACE_FILE).read_text())
     model = build_model(cfg, space)
-    model.load_state_dict(torch.load(path / WEIGHTS_FILE, weights_only=True))
+    model.load_state_dict(load_weights(path / WEIGHTS_FILE, "two-tower"))
     model.eval()
     return TrainedModel(version=path.name, cfg=cfg, space=space, model=model, path=path)

@@ -90,8 +90,10 @@ def up(
     """Start every component of the stack that is not running yet, each once those it waits for are
     ready; idempotent.
 
-    The engines are checked and the Airflow database migrated first. Components whose ``after`` are
-    all ready start together.
+    The engines are checked and the Airflow database migrated first. In the production profile the
+    Airflow UI's ``admin`` password is generated at the first start (printed here, once, through
+    ``echo``; kept with mode 0600, see :func:`reelrec.airflow_local.ensure_login`). Components whose
+    ``after`` are all ready start together.
 
     Returns:
         ``{"started": [names], "running": [names already up], "seconds": float}``.
@@ -100,7 +102,7 @@ def up(
         ServiceError: a port taken by something else, a component that exits or is not ready in time
             (with the last lines of its log); the components started by this call are then stopped.
     """
-    from reelrec.airflow_local import ensure_db
+    from reelrec.airflow_local import ADMIN_USER, ensure_db, ensure_login, passwords_file
 
     began = time.monotonic()
     stack = ordered(stack if stack is not None else components(settings))
@@ -108,6 +110,14 @@ def up(
     folder.mkdir(parents=True, exist_ok=True)
     check_engines(settings)
     if any(c.name.startswith("airflow-") for c in stack):
+        # Before anything of Airflow runs: the simple auth manager would write the file itself,
+        # with the umask's permissions and the password in the api-server's log.
+        password = ensure_login(settings)
+        if password is not None:
+            echo(
+                f"[services] Airflow login: user {ADMIN_USER}, password {password}  (shown once; "
+                f"kept in {passwords_file(settings)}, mode 0600)"
+            )
         ensure_db(settings)
     already = [c.name for c in stack if process.running_pid(folder, c.name) is not None]
     started: list[str] = []

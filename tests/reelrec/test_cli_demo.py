@@ -9,7 +9,7 @@ import json
 import pytest
 
 from models.gate import decide
-from reelrec.cli import _nothing_published
+from reelrec.cli_results import _nothing_published
 from reelrec.settings import Settings
 
 NIGHTS = ["2026-11-01", "2026-11-02", "2026-11-03"]

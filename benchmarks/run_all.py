@@ -102,6 +102,13 @@ BENCHMARKS = [
         [Goal("Spark <= 2x DuckDB per row", "engines.ratio_spark_over_duckdb", "<=", 2.0)],
     ),
     Benchmark(
+        "airflow_nights",
+        "Nights through the Airflow scheduler (embedded profile): wall per night, task seconds, peak memory",
+        ["--preset", "medium", "--days", "4", "--force-publish"],
+        ["--preset", "tiny", "--days", "2"],
+        [Goal("every night <= 5 min through the scheduler", "max_night_wall_s", "<=", 300.0)],
+    ),
+    Benchmark(
         "nightly_stages",
         "Every stage of the nightly pipeline in one process (no Airflow): seconds, rows, peak memory",
         ["--preset", "small", "--days", "4", "--json"],

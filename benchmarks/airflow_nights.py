@@ -50,11 +50,11 @@ class MemorySampler(threading.Thread):
             "python_max": 0.0,
             "java_max": 0.0,
         }
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE") / 2**20
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             totals = {"python": 0.0, "java": 0.0}
             largest = {"python": 0.0, "java": 0.0}
             for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -71,10 +71,10 @@ class MemorySampler(threading.Thread):
                 self.peak[f"{kind}_total"] = max(self.peak[f"{kind}_total"], totals[kind])
                 self.peak[f"{kind}_max"] = max(self.peak[f"{kind}_max"], largest[kind])
             self.peak["all_total"] = max(self.peak["all_total"], totals["python"] + totals["java"])
-            self._stop.wait(1.0)
+            self._halt.wait(1.0)
 
     def stop(self) -> dict[str, float]:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return {f"{k}_mib": round(v) for k, v in self.peak.items()}
 
@@ -125,6 +125,19 @@ def night_tasks(date: str, home: Path) -> dict[str, Any]:
     }
 
 
+def report(args: argparse.Namespace) -> None:
+    """The JSON of :func:`main` for nights already run in ``args.home``, from Airflow's metadata."""
+    from reelrec.dates import add_days
+
+    nights = {
+        date: night_tasks(date, args.home) for date in (add_days(args.start, i) for i in range(args.days))
+    }
+    spans = [n["dag_run_span_s"] for n in nights.values() if n["dag_run_span_s"] is not None]
+    result = {"preset": args.preset, "home": str(args.home), "report_only": True, "nights": nights}
+    result["max_night_wall_s"] = max(spans, default=None)  # the DAG runs' spans: no wall time was taken
+    print(json.dumps(result, indent=2, default=str))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="small", choices=["tiny", "small", "medium"])
@@ -132,7 +145,18 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--home", type=Path, help="REELREC_HOME (default: a fresh temp folder)")
     parser.add_argument("--force-publish", action="store_true", help="publish nights the gate would hold")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: report the nights already recorded in --home (no memory figures; a night's "
+        "wall time is then its DAG run's span)",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        if args.home is None:
+            parser.error("--report-only needs --home")
+        report(args)
+        return
     home = args.home or Path(tempfile.mkdtemp(prefix=f"reelrec-airflow-{args.preset}-"))
     env = {**os.environ, "REELREC_HOME": str(home)}
     from reelrec.dates import add_days

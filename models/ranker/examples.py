@@ -91,10 +91,21 @@ def cap_per_user(impressions: pa.Table, cap: int) -> pa.Table:
     return impressions.take(pa.array(np.sort(order[position < cap])))
 
 
+def sampled(user_ids: list[str], date: str, limit: int) -> list[str]:
+    """At most ``limit`` of ``user_ids``: those with the smallest crc32 of ``user|date``, sorted.
+
+    The one user sample of a night: the ranker's training nights here, the evaluated users of
+    :mod:`models.evaluate`.
+    """
+    if len(user_ids) <= limit:
+        return sorted(user_ids)
+    return sorted(sorted(user_ids, key=lambda u: zlib.crc32(f"{u}|{date}".encode()))[:limit])
+
+
 def sample_users(impressions: pa.Table, per_night: int) -> pa.Table:
     """The impressions of at most ``per_night`` users of each night, order kept.
 
-    The users kept on night d are those with the smallest crc32 of ``user|d``: deterministic, a
+    The users kept on night d are :func:`sampled`'s (the smallest crc32 of ``user|d``): deterministic, a
     different sample each night, and every impression of a kept user stays (negatives are then drawn
     for exactly these users). A night with fewer users keeps them all.
     """
@@ -105,10 +116,7 @@ def sample_users(impressions: pa.Table, per_night: int) -> pa.Table:
         by_day.setdefault(day, set()).add(user)
     if all(len(of_day) <= per_night for of_day in by_day.values()):
         return impressions
-    kept: set[tuple[str, str]] = set()
-    for day, of_day in by_day.items():
-        chosen = sorted(of_day, key=lambda u: zlib.crc32(f"{u}|{day}".encode()))[:per_night]
-        kept.update((u, day) for u in chosen)
+    kept = {(u, day) for day, of_day in by_day.items() for u in sampled(list(of_day), day, per_night)}
     mask = np.fromiter((pair in kept for pair in zip(users, days, strict=True)), bool, len(users))
     return impressions.filter(pa.array(mask))
 

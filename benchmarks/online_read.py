@@ -19,7 +19,7 @@ noise hits every contender alike, it times (p50, p99, max in ms):
   ``to_dict()``, one user and the default list (the read path ``Recommender`` used before);
 * ``feature_server_1_user``: Feast's HTTP feature server started as the README does (``feast -c
   $REELREC_HOME/feast serve --host 127.0.0.1 --port P``), one user per POST on a kept-alive
-  connection, reply parsed with ``reelrec.serving.parse_feature_server_response``;
+  connection, reply parsed with ``reelrec.serving_http.parse_feature_server_response``;
 * ``raw_1_user``: redis-py ``HMGET`` of the user's hash in Feast's key layout plus protobuf decode of its
   values (the floor); ``raw_with_default_1_user``: the same for the user's and the default list's hashes
   in one pipeline (the data a ``Recommender`` call needs).
@@ -61,13 +61,8 @@ from feature_repo.registry import apply, teardown
 from reelrec import catalog, lake
 from reelrec.catalog import DEFAULT_LIST_KEY
 from reelrec.dates import feature_timestamp
-from reelrec.serving import (
-    VIEW,
-    Recommender,
-    _assemble,
-    feature_server_request,
-    parse_feature_server_response,
-)
+from reelrec.serving import VIEW, Recommender, _assemble
+from reelrec.serving_http import feature_server_request, parse_feature_server_response
 from reelrec.settings import Settings
 
 DATE = "2026-11-02"

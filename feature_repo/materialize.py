@@ -19,9 +19,11 @@ Writers. The model outputs (:data:`BULK_VIEWS`) are written by :mod:`feature_rep
 (``writer="bulk"``, the default): the same Redis hashes / SQLite rows as Feast's materialization,
 serialized from Arrow columns in bulk, and the same materialization interval recorded in the
 registry (so the watermark above, ``feast`` and reelrec's status see the night as materialized),
-at several times Feast's rate (benchmarks/publish.py). Every other view, and any window the bulk
-writer does not cover (a null feature value, an online store it does not know), goes through
-``FeatureStore.materialize``; ``writer="feast"`` sends every view there.
+at several times Feast's rate (benchmarks/publish.py). They are written together, so serving never
+reads a user's list of one night with an embedding of another: on SQLite in one transaction, on
+Redis in one ``MULTI``/``EXEC`` per batch of users (a user's views share one hash). Every other
+view, and any window the bulk writer does not cover (a null feature value, an online store it
+does not know), goes through ``FeatureStore.materialize``; ``writer="feast"`` sends every view there.
 
 Feast is imported inside the functions: importing this module stays cheap for the DAG.
 """
@@ -37,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from feature_repo.store_config import open_store
-from reelrec import lake
+from reelrec import faults, lake
 from reelrec.catalog import DT, EVENT_TIMESTAMP, TABLES, Table
 from reelrec.dates import day_bounds
 from reelrec.jobs import run_job
@@ -229,45 +231,59 @@ def _plan_loads(
     return loads, skipped
 
 
-def _write_load(store: FeatureStore, load: _Load, end: datetime, writer: str) -> str:
-    """Write one planned view over ``[load.start, end]``; which writer did (``bulk`` or ``feast``).
+def _write_loads(store: FeatureStore, loads: list[_Load], end: datetime, bulk: bool) -> str:
+    """Write planned views over ``[load.start, end]``; which writer did (``bulk`` or ``feast``).
 
-    ``bulk`` (:mod:`feature_repo.online_write`) writes Feast's layout from Arrow columns and records
-    the materialization in the registry; views or windows it does not cover go through Feast.
+    ``bulk`` (:func:`feature_repo.online_write.write_views`) writes the views together (one SQLite
+    transaction; on Redis, a user's views in one transaction per batch of users), in Feast's layout
+    from Arrow columns, and records the materialization in the registry; a window it does not cover
+    (a null value) goes through Feast, view by view.
     """
     from feature_repo import online_write
 
-    bulk = (
-        writer == "bulk" and load.view.name in BULK_VIEWS and online_write.supported(store, load.view) is None
-    )
-    if bulk and online_write.write_view(store, load.view, load.dataset, load.start, end) is not None:
+    views = [(load.view, load.dataset, load.start) for load in loads]
+    if bulk and online_write.write_views(store, views, end) is not None:
         return "bulk"
     # Feast prints progress on stdout; keep stdout clean for JSON-printing callers.
     with contextlib.redirect_stdout(sys.stderr):
-        store.materialize(start_date=load.start, end_date=end, feature_views=[load.view.name])
+        for load in loads:
+            store.materialize(start_date=load.start, end_date=end, feature_views=[load.view.name])
     return "feast"
 
 
 def _run_loads(
-    store: FeatureStore, loads: list[_Load], end: datetime, writer: str
+    store: FeatureStore, loads: list[_Load], end: datetime, writer: str, settings: Settings, date: str
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Materialize each planned view over ``[load.start, end]``.
+    """Materialize the planned views over ``[load.start, end]``: the bulk writer's views in one step
+    (:func:`_write_loads`), then each other view alone.
 
     Returns:
         The report entry of each view and the writer that wrote it, both by view name.
     """
+    from feature_repo import online_write
+
+    def bulk_ok(load: _Load) -> bool:
+        name = load.view.name
+        return writer == "bulk" and name in BULK_VIEWS and online_write.supported(store, load.view) is None
+
+    together = [load for load in loads if bulk_ok(load)]
+    steps = ([together] if together else []) + [[load] for load in loads if not bulk_ok(load)]
     report: dict[str, dict[str, Any]] = {}
     writers: dict[str, str] = {}
-    for load in loads:
+    for step in steps:
+        for load in step:  # a crash here: the views of earlier steps are written, these not
+            faults.point("materialize.view", settings, date=date, view=load.view.name)
         started = time.perf_counter()
-        writers[load.view.name] = _write_load(store, load, end, writer)
-        report[load.view.name] = {
-            "status": "materialized",
-            "table": _label(source_table(load.view)),
-            "rows": load.rows,
-            "entities": load.entities,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        used = _write_loads(store, step, end, bulk=step is together)
+        for load in step:
+            writers[load.view.name] = used
+            report[load.view.name] = {
+                "status": "materialized",
+                "table": _label(source_table(load.view)),
+                "rows": load.rows,
+                "entities": load.entities,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
     return report, writers
 
 
@@ -311,7 +327,7 @@ def materialize(
     store = open_store(settings)
     views = _select_views(store, date, feature_views, group)
     loads, report = _plan_loads(views, date, settings)
-    written, writers = _run_loads(store, loads, end, writer)
+    written, writers = _run_loads(store, loads, end, writer, settings, date)
     report |= written
     return {
         "date": date,

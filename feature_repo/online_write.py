@@ -17,9 +17,11 @@ SQLite). :func:`write_view` writes the same layout from Arrow columns in bulk:
   rule holds: a hash whose stored event time is the same or newer is left as it is. Two small Lua
   scripts do the Redis side a batch of hashes per call (read the stored event times; HSET the
   newer rows), their commands RESP-encoded from the Arrow columns, so no Python object is built
-  per value;
+  per value. Views keyed alike (a user's list and embedding) are written in batches of entities,
+  each batch one ``MULTI``/``EXEC``, so a reader never sees one view of a user from one night and
+  another from the next (:func:`write_views`);
 * SQLite: Feast's table ``<project>_<view>``, one row per (entity key, feature), written with Feast's
-  own upsert in one transaction;
+  own upsert, every view of the call in one transaction;
 * the registry records the materialization interval (and the view's state moves through
   ``MATERIALIZING`` to ``AVAILABLE_ONLINE``) exactly as ``FeatureStore.materialize`` does, so Feast
   and :func:`feature_repo.materialize.watermark` see the night as materialized.
@@ -34,6 +36,8 @@ compares both paths on both stores.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,7 +51,8 @@ if TYPE_CHECKING:
     import pyarrow.dataset as ds
     from feast import FeatureStore, FeatureView
 
-from feature_repo.proto_bulk import entity_keys, serializers
+from feature_repo.proto_bulk import entity_keys, hset_commands, joined, resp, resp_parts, serializers
+from reelrec import faults
 
 CHUNK_ROWS = 2_500
 """Entities serialized and written per round: bounds memory (a candidate list is ~2 KB of protobuf)."""
@@ -202,20 +207,6 @@ return stamps
 """
 """``HGET key _ts:<view>`` of every key (KEYS); nil where the hash or the field does not exist."""
 
-_WRITE_HASHES = b"""
-local width, ttl, at = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
-for _, key in ipairs(KEYS) do
-  redis.call('HSET', key, unpack(ARGV, at, at + width - 1))
-  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-  at = at + width
-end
-return #KEYS
-"""
-"""``HSET key f1 v1 ...`` (``ARGV[1]`` items from ``ARGV[3]`` on, per key); ``EXPIRE key ttl`` if ttl > 0."""
-
-SCRIPT_ROWS = 1_000
-"""Hashes per script call: Redis runs a script without serving other clients, so keep each short."""
-
 
 def _newer(stored: list[bytes | None], nanos: list[int], cache: dict[bytes, int]) -> list[int]:
     """Rows whose event time (``nanos``) is later than the stored ``_ts`` (Feast: same or newer stays)."""
@@ -231,87 +222,108 @@ def _newer(stored: list[bytes | None], nanos: list[int], cache: dict[bytes, int]
     return keep
 
 
-def _resp(value: bytes) -> bytes:
-    """One RESP bulk string: ``$<len> CRLF <value> CRLF``."""
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def _resp_parts(values: pa.Array) -> list[Any]:
-    """``binary_join_element_wise`` arguments that RESP-encode a binary column: ``$<len> CRLF value CRLF``."""
-    lengths = pc.binary_length(values).cast(pa.string()).cast(pa.binary())
-    return [b"$", lengths, b"\r\n", values, b"\r\n"]
-
-
-def _joined(parts: list[Any]) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, b"")
-
-
-def _spans(items: pa.Array, size: int) -> Iterator[tuple[int, memoryview]]:
-    """``items`` (binary) ``size`` at a time: the count and a zero-copy view of their concatenated bytes."""
-    offsets = np.frombuffer(items.buffers()[1], dtype=np.int32)[items.offset : items.offset + len(items) + 1]
-    data = memoryview(items.buffers()[2])  # type: ignore[arg-type]
-    for at in range(0, len(items), size):
-        end = min(at + size, len(items))
-        yield end - at, data[offsets[at] : offsets[end]]
-
-
 def _hash_items(chunk: _Chunk, ts_field: bytes, fields: list[bytes]) -> pa.Array:
     """Per row, the RESP-encoded field/value items of its hash: ``_ts:<view>`` and every feature."""
-    parts: list[Any] = [_resp(ts_field), *_resp_parts(chunk.stamps)]
+    parts: list[Any] = [resp(ts_field), *resp_parts(chunk.stamps)]
     for field, column in zip(fields, chunk.values.values(), strict=True):
-        parts += (_resp(field), *_resp_parts(column))
-    return _joined(parts)
+        parts += (resp(field), *resp_parts(column))
+    return joined(parts)
 
 
-def _hset_commands(keys: pa.Array, items: pa.Array, width: int, ttl: int) -> list[bytes | memoryview]:
-    """``EVAL _WRITE_HASHES`` commands, RESP-encoded, each writing up to ``SCRIPT_ROWS`` hashes.
+def _batch_rows() -> int:
+    """Entities per atomic batch: :data:`CHUNK_ROWS`, or ``REELREC_PUBLISH_BATCH_ROWS`` (tests)."""
+    return int(os.environ.get("REELREC_PUBLISH_BATCH_ROWS") or CHUNK_ROWS)
 
-    Returned as the pieces to send one after the other (the hashes' items are views of ``items``).
+
+def _entity_batches(parts: list[_Part]) -> Iterator[list[_Part]]:
+    """Views keyed alike, cut into batches that hold the same entities in every view.
+
+    Every entity of the views is in exactly one batch, whichever views hold it: a batch is written
+    in one Redis transaction (or inside the one SQLite transaction), so a user's list and embedding
+    change together.
     """
-    pieces: list[bytes | memoryview] = []
-    tail = _resp(b"%d" % width) + _resp(b"%d" % ttl)
-    batches = zip(_spans(_joined(_resp_parts(keys)), SCRIPT_ROWS), _spans(items, SCRIPT_ROWS), strict=True)
-    for (n, key_blob), (_, item_blob) in batches:
-        head = b"*%d\r\n" % (3 + n + 2 + n * width) + _resp(b"EVAL") + _resp(_WRITE_HASHES) + _resp(b"%d" % n)
-        pieces += (head, key_blob, tail, item_blob)
-    return pieces
+    keys = [part.rows.column(part.key) for part in parts]
+    every = pc.unique(pa.chunked_array([k.cast(pa.string()) for k in keys]).combine_chunks()).sort()
+    size = _batch_rows()
+    for at in range(0, len(every), size):
+        members = every[at : at + size]
+        batch = []
+        for part, column in zip(parts, keys, strict=True):
+            rows = part.rows.filter(pc.is_in(column, value_set=members))
+            if rows.num_rows:
+                batch.append(_Part(part.view, part.key, rows))
+        yield batch
 
 
-def _write_redis(store: FeatureStore, view: FeatureView, rows: pa.Table) -> int:
-    """HSET each entity's hash unless its stored ``_ts:<view>`` is the same or newer; entities written.
+_MULTI, _EXEC = b"*1\r\n$5\r\nMULTI\r\n", b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def _write_redis(store: FeatureStore, parts: list[_Part]) -> dict[str, int]:
+    """HSET each entity's hashes unless the stored ``_ts:<view>`` is the same or newer; entities per view.
 
     As Feast's ``online_write_batch``: the stored event times are read first, then the hashes of the
-    rows that are newer are written (with ``EXPIRE`` when the store sets ``key_ttl_seconds``). The
-    write commands are encoded (RESP) from Arrow columns and sent on one connection; their replies
-    are read at the end, so Redis runs one chunk's writes while the next chunk is serialized.
+    rows that are newer are written (with ``EXPIRE`` when the store sets ``key_ttl_seconds``). Views
+    with the same join key share one hash per entity (Feast's layout), and each batch of entities
+    (:func:`_entity_batches`) is written in one ``MULTI``/``EXEC``: a reader's ``HMGET`` of a user
+    sees all of that user's views of one night, never a list of one and an embedding of another.
+    The commands are encoded (RESP) from Arrow columns and sent on one connection; a batch's
+    replies are read once the next batch is sent, so Redis runs one batch while the next is
+    serialized. A process killed mid-batch leaves that batch's transaction unexecuted.
     """
     from feast.infra.online_stores.helpers import _mmh3
     from feast.infra.online_stores.redis import RedisOnlineStore
 
     config = store.config.online_store
     client = RedisOnlineStore()._get_client(config)
-    ts_field = f"_ts:{view.name}".encode()
-    fields = [_mmh3(f"{view.name}:{f.name}") for f in view.features]
-    width, ttl = 2 * (len(fields) + 1), config.key_ttl_seconds or 0
+    ttl = config.key_ttl_seconds or 0
+    project = store.project.encode()
     stored_nanos: dict[bytes, int] = {}
+    written = {part.view.name: 0 for part in parts}
     connection = client.connection_pool.get_connection()
+    by_key: dict[str, list[_Part]] = {}
+    for part in parts:
+        by_key.setdefault(part.key, []).append(part)
+
+    def settle(sent: list[tuple[str, int]], number: int) -> None:
+        """Read one batch's replies (OK, QUEUED per script, EXEC's results), then its fault point."""
+        if sent:
+            for _ in range(1 + sum(n for _, n in sent)):
+                connection.read_response()
+            results = iter(connection.read_response())
+            for name, n in sent:
+                written[name] += sum(next(results) for _ in range(n))
+        faults.point("online_write.batch", batch=number, views="+".join(sorted(written)))
+
     try:
-        sent = 0
-        for chunk in _chunks(rows, view, store.project.encode()):
-            items = _hash_items(chunk, ts_field, fields)
-            keys = chunk.keys.to_pylist()
-            # keys are unique across chunks: this read on another connection need not wait for the writes
-            stored = client.eval(_READ_STAMPS, len(keys), *keys, ts_field)
-            keep = _newer(stored, (chunk.event_micros * 1000).tolist(), stored_nanos)
-            keys_out, items_out = chunk.keys, items
-            if len(keep) < len(keys):
-                taken = pa.array(keep, pa.int64())
-                keys_out, items_out = keys_out.take(taken), items_out.take(taken)
-            if keep:
-                pieces = _hset_commands(keys_out, items_out, width, ttl)
-                connection.send_packed_command(pieces)
-                sent += len(pieces) // 4
-        return sum(connection.read_response() for _ in range(sent))
+        pending: list[tuple[str, int]] = []
+        number = -1
+        for group in by_key.values():
+            for batch in _entity_batches(group):
+                pieces: list[bytes | memoryview] = []
+                sent: list[tuple[str, int]] = []
+                for part in batch:
+                    view = part.view
+                    ts_field = f"_ts:{view.name}".encode()
+                    fields = [_mmh3(f"{view.name}:{f.name}") for f in view.features]
+                    for chunk in _chunks(part.rows, view, project):
+                        keys = chunk.keys.to_pylist()
+                        stored = client.eval(_READ_STAMPS, len(keys), *keys, ts_field)
+                        keep = _newer(stored, (chunk.event_micros * 1000).tolist(), stored_nanos)
+                        if not keep:
+                            continue
+                        taken = pa.array(keep, pa.int64())
+                        items = _hash_items(chunk, ts_field, fields).take(taken)
+                        commands = hset_commands(chunk.keys.take(taken), items, 2 * (len(fields) + 1), ttl)
+                        pieces += commands
+                        sent.append((view.name, len(commands) // 4))
+                if pieces:
+                    connection.send_packed_command([_MULTI, *pieces, _EXEC])
+                if number >= 0:
+                    settle(pending, number)
+                pending, number = sent, number + 1
+        if number >= 0:
+            settle(pending, number)
+        return written
     except BaseException:
         connection.disconnect()  # replies may be left unread: never hand this connection back as is
         raise
@@ -320,32 +332,40 @@ def _write_redis(store: FeatureStore, view: FeatureView, rows: pa.Table) -> int:
         client.close()
 
 
-def _write_sqlite(store: FeatureStore, view: FeatureView, rows: pa.Table) -> int:
-    """Feast's upsert of one row per (entity, feature) into ``<project>_<view>``, one transaction."""
+def _write_sqlite(store: FeatureStore, parts: list[_Part]) -> dict[str, int]:
+    """Feast's upsert of one row per (entity, feature) into ``<project>_<view>``: every view, one transaction.
+
+    Readers see all of the views' new rows or none of them (a killed writer's transaction is rolled
+    back by SQLite's journal at the next open).
+    """
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
 
     conn = SqliteOnlineStore()._get_conn(store.config)
-    table = _quote_id(_table_id(store.project, view))
     columns = ["entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts"]
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
-    upsert = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {updates};"
-    )
-    written = 0
+    written = {part.view.name: 0 for part in parts}
+    number = 0
     try:
         with conn:
-            for chunk in _chunks(rows, view, b""):
-                stamps = _per_row(chunk.event_micros, _sqlite_event_ts)
-                keys, n = chunk.keys.to_pylist(), len(chunk.keys)
-                for name, column in chunk.values.items():
-                    text = chunk.texts.get(name)
-                    texts = text.to_pylist() if text is not None else [None] * n
-                    conn.executemany(
-                        upsert,
-                        zip(keys, [name] * n, column.to_pylist(), texts, stamps, [None] * n, strict=True),
-                    )
-                written += n
+            for part in parts:
+                table = _quote_id(_table_id(store.project, part.view))
+                upsert = (
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                    f"ON CONFLICT(entity_key, feature_name) DO UPDATE SET {updates};"
+                )
+                for chunk in _chunks(part.rows, part.view, b""):
+                    stamps = _per_row(chunk.event_micros, _sqlite_event_ts)
+                    keys, n = chunk.keys.to_pylist(), len(chunk.keys)
+                    for name, column in chunk.values.items():
+                        text = chunk.texts.get(name)
+                        texts = text.to_pylist() if text is not None else [None] * n
+                        conn.executemany(
+                            upsert,
+                            zip(keys, [name] * n, column.to_pylist(), texts, stamps, [None] * n, strict=True),
+                        )
+                    written[part.view.name] += n
+                    faults.point("online_write.batch", batch=number, views="+".join(sorted(written)))
+                    number += 1
     finally:
         conn.close()
     return written
@@ -394,18 +414,53 @@ def _record(
     return written
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One view's rows to publish, and its join key."""
+
+    view: FeatureView
+    key: str
+    rows: pa.Table
+
+
+def write_views(
+    store: FeatureStore, loads: list[tuple[FeatureView, ds.Dataset, datetime]], end: datetime
+) -> dict[str, int] | None:
+    """Publish each view's rows of ``[start, end]`` from its dataset (Delta snapshot) as Feast would.
+
+    ``loads`` are ``(view, dataset, start)``. The views are written together: on SQLite in one
+    transaction; on Redis, views keyed alike (a user's list and embedding) in batches of entities,
+    each one transaction (:func:`_write_redis`). The registry records each view's materialization
+    once all are written.
+
+    Returns:
+        The number of entities written per view (on Redis, those whose stored event time was
+        older), or None when a window holds a null feature value: nothing was written, and the
+        caller materializes the views through Feast instead.
+    """
+    parts = []
+    for view, dataset, start in loads:
+        rows = window_rows(dataset, view, start, end)
+        if rows is None:
+            return None
+        (key,) = [column.name for column in view.entity_columns]
+        parts.append(_Part(view, key, rows))
+    writer = _write_redis if store.config.online_store.type == "redis" else _write_sqlite
+    result: dict[str, int] = {}
+
+    def write() -> int:
+        result.update(writer(store, parts))
+        return 0
+
+    for view, _, start in reversed(loads):  # registry updates around the write, as Feast's per view
+        write = functools.partial(_record, store, view, start, end, write)
+    write()
+    return result
+
+
 def write_view(
     store: FeatureStore, view: FeatureView, dataset: ds.Dataset, start: datetime, end: datetime
 ) -> int | None:
-    """Publish ``view``'s rows of ``[start, end]`` from ``dataset`` (its Delta snapshot) as Feast would.
-
-    Returns:
-        The number of entities written (on Redis, those whose stored event time was older), or
-        None when the window holds a null feature value: nothing was written, and the caller
-        materializes the view through Feast instead.
-    """
-    rows = window_rows(dataset, view, start, end)
-    if rows is None:
-        return None
-    writer = _write_redis if store.config.online_store.type == "redis" else _write_sqlite
-    return _record(store, view, start, end, lambda: writer(store, view, rows))
+    """:func:`write_views` of one view: the entities written, or None (a null value: Feast must write it)."""
+    written = write_views(store, [(view, dataset, start)], end)
+    return None if written is None else written[view.name]

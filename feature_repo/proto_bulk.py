@@ -3,15 +3,17 @@
 The protobuf wire format written without one Python object per value: a field tag, a varint length,
 the payload (a float list is one packed run of float32), for the ``ValueProto`` types the output
 views use, and entity keys laid out as ``feast.infra.key_encoding_utils.serialize_entity_key``
-(version 3) does. Used by :mod:`feature_repo.online_write`; tests/feature_repo/test_online_write.py
-checks every serializer byte for byte against Feast's own conversion.
+(version 3) does; and the Redis commands that write them (RESP-encoded ``EVAL`` of a small script
+that HSETs a batch of hashes, built from Arrow binary columns). Used by
+:mod:`feature_repo.online_write`; tests/feature_repo/test_online_write.py checks every serializer
+byte for byte against Feast's own conversion.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -139,3 +141,57 @@ def entity_keys(join_key: str, ids: pa.Array, suffix: bytes = b"") -> pa.Array:
         pa.binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(prefix.tobytes())]
     )
     return pc.binary_join_element_wise(prefixes, raw, pa.scalar(suffix, pa.binary()), b"")
+
+
+# ---------------------------------------------------------------- Redis commands (RESP)
+WRITE_HASHES = b"""
+local width, ttl, at = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
+for _, key in ipairs(KEYS) do
+  redis.call('HSET', key, unpack(ARGV, at, at + width - 1))
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  at = at + width
+end
+return #KEYS
+"""
+"""``HSET key f1 v1 ...`` (``ARGV[1]`` items from ``ARGV[3]`` on, per key); ``EXPIRE key ttl`` if ttl > 0."""
+
+SCRIPT_ROWS = 1_000
+"""Hashes per script call: Redis runs a script without serving other clients, so keep each short."""
+
+
+def resp(value: bytes) -> bytes:
+    """One RESP bulk string: ``$<len> CRLF <value> CRLF``."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def resp_parts(values: pa.Array) -> list[Any]:
+    """``binary_join_element_wise`` arguments that RESP-encode a binary column: ``$<len> CRLF value CRLF``."""
+    lengths = pc.binary_length(values).cast(pa.string()).cast(pa.binary())
+    return [b"$", lengths, b"\r\n", values, b"\r\n"]
+
+
+def joined(parts: list[Any]) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, b"")
+
+
+def spans(items: pa.Array, size: int) -> Iterator[tuple[int, memoryview]]:
+    """``items`` (binary) ``size`` at a time: the count and a zero-copy view of their concatenated bytes."""
+    offsets = np.frombuffer(items.buffers()[1], dtype=np.int32)[items.offset : items.offset + len(items) + 1]
+    data = memoryview(items.buffers()[2])  # type: ignore[arg-type]
+    for at in range(0, len(items), size):
+        end = min(at + size, len(items))
+        yield end - at, data[offsets[at] : offsets[end]]
+
+
+def hset_commands(keys: pa.Array, items: pa.Array, width: int, ttl: int) -> list[bytes | memoryview]:
+    """``EVAL WRITE_HASHES`` commands, RESP-encoded, each writing up to ``SCRIPT_ROWS`` hashes.
+
+    Returned as the pieces to send one after the other (the hashes' items are views of ``items``).
+    """
+    pieces: list[bytes | memoryview] = []
+    tail = resp(b"%d" % width) + resp(b"%d" % ttl)
+    batches = zip(spans(joined(resp_parts(keys)), SCRIPT_ROWS), spans(items, SCRIPT_ROWS), strict=True)
+    for (n, key_blob), (_, item_blob) in batches:
+        head = b"*%d\r\n" % (3 + n + 2 + n * width) + resp(b"EVAL") + resp(WRITE_HASHES) + resp(b"%d" % n)
+        pieces += (head, key_blob, tail, item_blob)
+    return pieces

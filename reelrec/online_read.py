@@ -128,8 +128,18 @@ class RedisViewReader:
         client: the redis-py client of Feast's online store (shared with Feast's own reads).
     """
 
-    def __init__(self, store: FeatureStore, view: FeatureView, features: Sequence[str]) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        view: FeatureView,
+        features: Sequence[str],
+        also: Sequence[tuple[FeatureView, Sequence[str]]] = (),
+    ) -> None:
         """Resolve keys, fields and decoders once; use :meth:`open` to fall back where this does not apply.
+
+        ``also``: features of other views keyed alike, read in the same ``HMGET`` (Feast keeps every
+        view of an entity in one hash), so one entity's values of several views are one snapshot;
+        their columns are named ``<view>__<feature>``.
 
         Raises:
             ValueError: naming the view when the online store is not Redis, a feature is not one of
@@ -154,6 +164,16 @@ class RedisViewReader:
         )
         self.fields = fields[:-1]  # the last is "_ts:<view>", not read (see the module docstring)
         self.decoders = [_decoder(dtypes[name]) for name in features]
+        for other, names in also:
+            if other.join_keys != view.join_keys:
+                raise ValueError(f"feature view {other.name} is not keyed like {view.name}")
+            types = {field.name: field.dtype.to_value_type() for field in other.features}
+            _, more = online_store._generate_hset_keys_for_features(
+                other, list(names), fv_name_override=_versioned_fv_name(other, config)
+            )
+            self.fields += more[:-1]
+            self.decoders += [_decoder(types[name]) for name in names]
+            self.features += [f"{other.name}__{name}" for name in names]
         version = config.entity_key_serialization_version
         # serialize_entity_key of one string key: the key part, then the value's type, length, bytes
         self.prefix = serialize_entity_key_prefix([self.join_key], version) + struct.pack(
@@ -164,7 +184,13 @@ class RedisViewReader:
         self._check_keys(version)
 
     @classmethod
-    def open(cls, store: FeatureStore, view: FeatureView, features: Sequence[str]) -> RedisViewReader | None:
+    def open(
+        cls,
+        store: FeatureStore,
+        view: FeatureView,
+        features: Sequence[str],
+        also: Sequence[tuple[FeatureView, Sequence[str]]] = (),
+    ) -> RedisViewReader | None:
         """A reader of ``view`` on ``store``, or ``None`` where Feast's ``online_read`` must read it.
 
         ``None`` unless the online store is Redis (not a cluster) read with redis-py, and the view is
@@ -177,7 +203,7 @@ class RedisViewReader:
             return None
         if [column.dtype for column in view.entity_columns] != [String] or len(view.join_keys) != 1:
             return None
-        return cls(store, view, features)
+        return cls(store, view, features, also)
 
     def key(self, entity_value: str) -> bytes:
         """The Redis key of one entity: ``serialize_entity_key`` of ``{join_key: entity_value}`` + project."""

@@ -13,8 +13,8 @@ store as the view ``user_daily_candidates``; services read it through the featur
   one pipelined HMGET per user and a leaner decoding (twice as fast for 100 users per call; tests
   compare its answers with ``get_online_features``'; ``benchmarks/online_read.py`` measures all three);
 - over HTTP, through Feast's feature server (``feast -c $REELREC_HOME/feast serve``): post
-  :func:`feature_server_request` to ``/get-online-features`` and decode the reply with
-  :func:`parse_feature_server_response`.
+  :func:`reelrec.serving_http.feature_server_request` to ``/get-online-features`` and decode the
+  reply with :func:`reelrec.serving_http.parse_feature_server_response`.
 
 Both return, per user and in input order::
 
@@ -46,6 +46,11 @@ Freshness: Feast 0.67 flags
 user whom later nights did not score keeps the last published list; its ``model_version`` and
 ``generated_at`` say which night it came from. A status of ``OUTSIDE_MAX_AGE`` counts as not found.
 
+One model version per answer: ``recommend(..., embeddings=True)`` also gives each found user's
+``embedding`` (view ``user_daily_embedding``). Publishing writes a user's list and embedding in one
+store transaction and this reads them as one snapshot, so both are of the ``model_version`` the
+answer reports, even while a night is half-published (tests/reelrec/test_half_publish.py).
+
 Feast is imported inside the functions: importing this module stays cheap.
 """
 
@@ -74,6 +79,9 @@ SCORES = f"{VIEW}__{catalog.SCORES}"
 VERSION = f"{VIEW}__{MODEL_VERSION}"
 GENERATED = f"{VIEW}__{GENERATED_AT}"
 PRESENT = "PRESENT"  # FieldStatus name in the feature server's JSON
+EMBEDDING_VIEW = "user_daily_embedding"  # read with the list when asked (``embeddings=True``)
+EMBEDDING = f"{EMBEDDING_VIEW}__{catalog.EMBEDDING}"
+EMBEDDING_VERSION = f"{EMBEDDING_VIEW}__{MODEL_VERSION}"
 
 
 def _check_ids(user_ids: Sequence[str]) -> None:
@@ -252,7 +260,11 @@ def _assemble(
 
 
 def recommend(
-    settings: Settings, user_ids: Sequence[str], k: int | None = None, store: FeatureStore | None = None
+    settings: Settings,
+    user_ids: Sequence[str],
+    k: int | None = None,
+    store: FeatureStore | None = None,
+    embeddings: bool = False,
 ) -> list[dict[str, Any]]:
     """The published candidates of ``user_ids``, best first, from one batched online read.
 
@@ -262,6 +274,8 @@ def recommend(
         k: keep at most the ``k`` best items per user (all when ``None``).
         store: an open ``FeatureStore`` to reuse (a long-lived service); ``get_store(settings)``
             otherwise.
+        embeddings: also give each found user's ``embedding`` (view ``user_daily_embedding``), read
+            in the same snapshot as the list and of the same ``model_version`` (:func:`_with_embedding`).
 
     Returns:
         One dict per user in input order (see the module docstring); a user absent from the online
@@ -281,7 +295,7 @@ def recommend(
 
         store = get_store(settings)
     service = store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
-    return _CandidatesReader(store, service).read(user_ids, k)
+    return _CandidatesReader(store, service, embeddings).read(user_ids, k)
 
 
 def _python_value(value: ValueProto | None) -> Any:
@@ -320,7 +334,7 @@ class _CandidatesReader:
     touches the registry, so a registry cache expiry (``cache_ttl_seconds``) never lands on a read.
     """
 
-    def __init__(self, store: FeatureStore, service: FeatureService) -> None:
+    def __init__(self, store: FeatureStore, service: FeatureService, embeddings: bool = False) -> None:
         projections = {projection.name: projection for projection in service.feature_view_projections}
         if list(projections) != [VIEW]:
             raise ValueError(
@@ -334,11 +348,22 @@ class _CandidatesReader:
         self.view = store.get_feature_view(VIEW, allow_registry_cache=True)
         self.config = store.config
         self.provider = store.provider
+        # With embeddings, the user's embedding view is read in the same snapshot (see _with_embedding).
+        self.also = (
+            [
+                (
+                    store.get_feature_view(EMBEDDING_VIEW, allow_registry_cache=True),
+                    [catalog.EMBEDDING, MODEL_VERSION],
+                )
+            ]
+            if embeddings
+            else []
+        )
         self.redis = None  # on SQLite (and where RedisViewReader.open declines) online_read reads
         if store.config.online_store.type == "redis":
             from reelrec.online_read import RedisViewReader  # imports redis-py: Redis stores only
 
-            self.redis = RedisViewReader.open(store, self.view, needed)
+            self.redis = RedisViewReader.open(store, self.view, needed, self.also)
 
     def columns(self, user_ids: Sequence[str]) -> tuple[dict[str, list[Any]], list[bool]]:
         """One online read of ``user_ids``: ``<view>__<feature>`` columns, and ``video_ids`` PRESENT or not.
@@ -350,15 +375,26 @@ class _CandidatesReader:
         from feast.protos.feast.types.Value_pb2 import Value
 
         keys = [EntityKey(join_keys=[USER_ID], entity_values=[Value(string_val=u)]) for u in user_ids]
-        # Redis' online_read appends its timestamp field to the list it is given: give it a copy.
-        rows = self.provider.online_read(self.config, self.view, keys, list(self.features))
-        columns: dict[str, list[Any]] = {f"{VIEW}__{name}": [] for name in self.features}
-        present = []
-        for _, values in rows:
-            stored = values or {}
-            present.append(catalog.VIDEO_IDS in stored)
-            for name in self.features:
-                columns[f"{VIEW}__{name}"].append(_python_value(stored.get(name)))
+        reads = [(self.view, list(self.features)), *self.also]
+        sqlite = self.config.online_store.type == "sqlite" and self.also
+        conn = self.provider.online_store._get_conn(self.config) if sqlite else None
+        if conn is not None:  # one read transaction: both views as of one commit of a publish
+            conn.execute("BEGIN")
+        try:
+            # Redis' online_read appends its timestamp field to the list it is given: give it a copy.
+            answers = [
+                self.provider.online_read(self.config, view, keys, list(names)) for view, names in reads
+            ]
+        finally:
+            if conn is not None:
+                conn.commit()
+        columns: dict[str, list[Any]] = {}
+        present = [catalog.VIDEO_IDS in (values or {}) for _, values in answers[0]]
+        for (view, names), rows in zip(reads, answers, strict=True):
+            for name in names:
+                columns[f"{view.name}__{name}"] = [
+                    _python_value((values or {}).get(name)) for _, values in rows
+                ]
         return columns, present
 
     def redis_columns(self, user_ids: Sequence[str]) -> tuple[dict[str, list[Any]], list[bool]]:
@@ -369,13 +405,40 @@ class _CandidatesReader:
         """
         assert self.redis is not None, "redis_columns needs a Redis online store"
         values = self.redis.read(user_ids)
-        return {f"{VIEW}__{name}": column for name, column in values.items()}, [True] * len(user_ids)
+        named = {name if "__" in name else f"{VIEW}__{name}": column for name, column in values.items()}
+        return named, [True] * len(user_ids)
 
     def read(self, user_ids: Sequence[str], k: int | None) -> list[dict[str, Any]]:
         """One online read for all of ``user_ids`` and the default list, as :func:`recommend` answers."""
         ids = [*user_ids, DEFAULT_LIST_KEY]
         columns, present = self.columns(ids) if self.redis is None else self.redis_columns(ids)
-        return _assemble(ids, columns, present, k)
+        recs = _assemble(ids, columns, present, k)
+        return _with_embedding(recs, columns) if self.also else recs
+
+
+def _with_embedding(recs: list[dict[str, Any]], columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Add each found user's ``embedding`` (``None`` for the rest), checked to be of the list's version.
+
+    Publishing writes a user's list and embedding together (one SQLite transaction; one Redis
+    transaction per batch of users, :mod:`feature_repo.online_write`) and they are read as one
+    snapshot (one read transaction; one ``HMGET`` of the user's hash), so both carry the same
+    ``model_version``, which the result reports. A difference is refused, never served.
+
+    Raises:
+        ValueError: naming the user and both versions when they differ.
+    """
+    for i, rec in enumerate(recs):
+        embedding, version = columns[EMBEDDING][i], columns[EMBEDDING_VERSION][i]
+        if not rec["found"]:
+            rec["embedding"] = None
+            continue
+        if version != rec["model_version"]:
+            raise ValueError(
+                f"user {rec['user_id']}: list of model_version {rec['model_version']!r} but embedding of "
+                f"{version!r} (feature views {VIEW}, {EMBEDDING_VIEW}); refusing a mixed answer"
+            )
+        rec["embedding"] = [float(x) for x in embedding]
+    return recs
 
 
 class Recommender:
@@ -385,12 +448,12 @@ class Recommender:
     read on every call, so a night published while the service runs is served at once.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embeddings: bool = False) -> None:
         from reelrec.feast_store import get_store
 
         self.store = get_store(settings)
         self.service = self.store.get_feature_service(FEATURE_SERVICE, allow_cache=True)
-        self.reader = _CandidatesReader(self.store, self.service)
+        self.reader = _CandidatesReader(self.store, self.service, embeddings)
         self(["__warmup__"])  # the first online read opens the store's connection; not a user
 
     def __call__(self, user_ids: Sequence[str], k: int | None = None) -> list[dict[str, Any]]:
@@ -398,63 +461,3 @@ class Recommender:
         _check_ids(user_ids)
         _check_k(k)
         return self.reader.read(user_ids, k) if len(user_ids) else []
-
-
-# ---------------------------------------------------------------- Feast feature server (HTTP)
-def feature_server_request(user_ids: Sequence[str]) -> dict[str, Any]:
-    """JSON body of a ``POST /get-online-features`` to Feast's feature server for ``user_ids``.
-
-    The default list's key (:data:`DEFAULT_LIST_KEY`) is appended to the users, so the one request
-    also fetches the list of users without one; :func:`parse_feature_server_response` drops it.
-    """
-    _check_ids(user_ids)
-    return {
-        "feature_service": FEATURE_SERVICE,
-        "entities": {USER_ID: [*user_ids, DEFAULT_LIST_KEY]},
-        "full_feature_names": True,
-    }
-
-
-def parse_feature_server_response(
-    body: Mapping[str, Any], k: int | None = None, user_ids: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Turn the feature server's reply to :func:`feature_server_request` into :func:`recommend`'s dicts.
-
-    Feast 0.67 answers column-wise: ``metadata.feature_names`` names the columns (the ``user_id``
-    entity first, then ``<view>__<feature>`` in no fixed order) and ``results[i]`` holds column i
-    as ``values`` (one per requested user, in request order), ``statuses`` (``PRESENT``,
-    ``NOT_FOUND``, ...) and ``event_timestamps``. Timestamps arrive as epoch seconds.
-
-    The last row, :data:`DEFAULT_LIST_KEY` (appended by :func:`feature_server_request`), is the
-    default list: it answers the users without a list and is not a result. A reply to a request
-    without that key (its last ``user_id`` is another) is decoded without a default list.
-
-    Args:
-        body: the decoded JSON reply.
-        k: keep at most the ``k`` best items per user (all when ``None``).
-        user_ids: the users the request asked for, to check the reply against (optional).
-
-    Raises:
-        ValueError: when ``k < 1``, the reply lacks a column of ``recommendations_v1`` (e.g. the
-            request did not ask for full feature names), or its users are not ``user_ids``.
-    """
-    _check_k(k)
-    names = body.get("metadata", {}).get("feature_names", [])
-    if isinstance(names, Mapping):  # protobuf's {"val": [...]} form, which Feast also accepts
-        names = names.get("val", [])
-    results = dict(zip(names, body.get("results", []), strict=True))
-    missing = [name for name in (USER_ID, VIDEO_IDS, SCORES, VERSION, GENERATED) if name not in results]
-    if missing:
-        raise ValueError(
-            f"feature server reply lacks column(s) {missing} of {FEATURE_SERVICE}; got {sorted(results)} "
-            "(request with full_feature_names=true)"
-        )
-    columns = {name: result["values"] for name, result in results.items()}
-    present = [status == PRESENT for status in results[VIDEO_IDS]["statuses"]]
-    users = list(columns[USER_ID])
-    with_default = bool(users) and users[-1] == DEFAULT_LIST_KEY
-    if user_ids is not None and users != [*user_ids, DEFAULT_LIST_KEY] and users != list(user_ids):
-        raise ValueError(
-            f"feature server reply is for users {users}, not {list(user_ids)} (+ {DEFAULT_LIST_KEY})"
-        )
-    return _assemble(users, columns, present, k, with_default)

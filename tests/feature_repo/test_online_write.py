@@ -245,7 +245,7 @@ def test_bulk_writes_what_feast_materializes(
 ) -> None:
     # several rounds and several script calls per round, as a full night has
     monkeypatch.setattr(online_write, "CHUNK_ROWS", 3)
-    monkeypatch.setattr(online_write, "SCRIPT_ROWS", 2)
+    monkeypatch.setattr(proto_bulk, "SCRIPT_ROWS", 2)
     with online_store(tmp_path / "feast", store) as feast, online_store(tmp_path / "bulk", store) as bulk:
         for settings in (feast, bulk):
             for date in (D1, D2):

@@ -40,13 +40,8 @@ from reelrec import catalog, cli, lake, serving
 from reelrec.catalog import DEFAULT_LIST_KEY
 from reelrec.cli_format import format_recommendations
 from reelrec.dates import feature_timestamp
-from reelrec.serving import (
-    Recommender,
-    feature_server_request,
-    not_found,
-    parse_feature_server_response,
-    recommend,
-)
+from reelrec.serving import Recommender, not_found, recommend
+from reelrec.serving_http import feature_server_request, parse_feature_server_response
 from reelrec.settings import Settings
 
 D1, D2 = "2026-11-01", "2026-11-02"

@@ -49,6 +49,9 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.25)
 
 
+# The production profile's SQL registry is where recycling broke; the embedded file registry never did.
+@pytest.mark.services
+@pytest.mark.parametrize("published", ["redis"], indirect=True)
 def test_the_feature_server_survives_worker_recycling(published: Settings, tmp_path: Path) -> None:  # noqa: F811
     port = _free_port()
     feast = Path(sys.executable).parent / "feast"

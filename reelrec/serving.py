@@ -41,10 +41,14 @@ Redis store answers ``PRESENT`` with empty values (it reads a hash that does not
 that are all unset), so a user counts as found only when the status is ``PRESENT`` *and* a
 ``video_ids`` value came back.
 
-Freshness: Feast 0.67 flags
-``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors, not on this read path, so a
-user whom later nights did not score keeps the last published list; its ``model_version`` and
-``generated_at`` say which night it came from. A status of ``OUTSIDE_MAX_AGE`` counts as not found.
+Freshness: Feast 0.67 flags ``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors,
+not on this read path, so reelrec applies its own rule: a user's list generated more than
+:data:`MAX_LIST_AGE` (7 days; ``REELREC_MAX_LIST_AGE_DAYS``) before the default list (which every
+scoring night republishes) has expired: the default list answers instead, with ``found: False,
+fallback: True`` and ``expired`` naming the expired list's ``model_version``. A younger list of a
+user whom later nights did not score is served; its ``model_version`` and ``generated_at`` say
+which night it came from. Housekeeping (``reelrec housekeep``) removes expired rows from the store.
+A status of ``OUTSIDE_MAX_AGE`` counts as not found.
 
 One model version per answer: ``recommend(..., embeddings=True)`` also gives each found user's
 ``embedding`` (view ``user_daily_embedding``). Publishing writes a user's list and embedding in one
@@ -58,8 +62,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reelrec import catalog
@@ -79,6 +84,8 @@ SCORES = f"{VIEW}__{catalog.SCORES}"
 VERSION = f"{VIEW}__{MODEL_VERSION}"
 GENERATED = f"{VIEW}__{GENERATED_AT}"
 PRESENT = "PRESENT"  # FieldStatus name in the feature server's JSON
+MAX_LIST_AGE = timedelta(days=int(os.environ.get("REELREC_MAX_LIST_AGE_DAYS") or 7))
+"""A user's list generated this much before the default list (the latest scoring night's) has expired."""
 EMBEDDING_VIEW = "user_daily_embedding"  # read with the list when asked (``embeddings=True``)
 EMBEDDING = f"{EMBEDDING_VIEW}__{catalog.EMBEDDING}"
 EMBEDDING_VERSION = f"{EMBEDDING_VIEW}__{MODEL_VERSION}"
@@ -252,11 +259,27 @@ def _assemble(
     n = len(user_ids) - 1 if with_default else len(user_ids)
     default = _stored_list(DEFAULT_LIST_KEY, columns, n, present[n], k) if with_default else None
     recs = [_stored_list(user_id, columns, i, present[i], k) for i, user_id in enumerate(user_ids[:n])]
+    expired: dict[int, str] = {}
+    if default is not None:  # a list much older than the night's default list is not served
+        newest = _instant(default["generated_at"])
+        for i, rec in enumerate(recs):
+            if rec is not None and newest - _instant(rec["generated_at"]) > MAX_LIST_AGE:
+                expired[i], recs[i] = rec["model_version"], None
     _with_items([rec for rec in recs if rec is not None], default)
     return [
-        rec if rec is not None else not_found(user_id) if default is None else fallback(user_id, default)
-        for user_id, rec in zip(user_ids[:n], recs, strict=True)
+        rec
+        if rec is not None
+        else not_found(user_id)
+        if default is None
+        else fallback(user_id, default) | ({"expired": expired[i]} if i in expired else {})
+        for i, (user_id, rec) in enumerate(zip(user_ids[:n], recs, strict=True))
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _instant(iso: str) -> datetime:
+    """A result's ``generated_at`` as a datetime (a night's lists share a few values: cached)."""
+    return datetime.fromisoformat(iso)
 
 
 def recommend(

@@ -4,6 +4,12 @@ Ids become contiguous positions (:func:`index_of`), ``(user, video)`` id pairs b
 ``(U, I)`` matrix (:func:`pairs_matrix`, e.g. watched videos to exclude), and index arrays of
 positives become a user-history matrix, optionally only each user's most recent items
 (:func:`user_history_matrix`).
+
+Bots: a user whose events on a day exceed ``max(BOT_EVENTS_FACTOR x the median events of that day's
+active users, BOT_MIN_EVENTS)`` is flagged for that day (:func:`bot_user_days`) and left out of
+every labelled example built from that day (:func:`without_bot_days`): its events stay in bronze,
+but no model learns from, is evaluated on, or takes a taste history from a scripted client. The
+floor keeps a quiet day (median of a few events) from flagging an ordinary heavy user.
 """
 
 from __future__ import annotations
@@ -11,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
+
+from reelrec.catalog import DT, USER_ID
+
+BOT_EVENTS_FACTOR = 100  # events per day above this many times the day's median user ...
+BOT_MIN_EVENTS = 1000  # ... and above this many: a human scrolling all day stays under both
 
 
 def check_index(name: str, index: np.ndarray, size: int, size_name: str) -> np.ndarray:
@@ -118,3 +131,42 @@ def _as_sort_key(timestamps: np.ndarray) -> np.ndarray:
     if np.issubdtype(timestamps.dtype, np.datetime64) or np.issubdtype(timestamps.dtype, np.integer):
         return timestamps.astype(np.int64)
     return timestamps.astype(np.float64)
+
+
+def bot_user_days(events: pa.Table) -> pa.Table:
+    """The (user, day) pairs whose event count marks a bot (see the module docstring).
+
+    Args:
+        events: bronze.events rows with at least ``user_id`` and ``dt`` (whole days: the median is
+            taken over each day's active users).
+
+    Returns:
+        ``user_id, dt, events, threshold`` of every flagged pair, sorted by ``dt, user_id``.
+    """
+    counts = events.select([USER_ID, DT]).group_by([USER_ID, DT]).aggregate([(USER_ID, "count")])
+    n = counts.column(f"{USER_ID}_count").to_numpy(zero_copy_only=False)
+    days = counts.column(DT).to_numpy(zero_copy_only=False)
+    threshold = np.zeros(len(n), np.float64)
+    for day in np.unique(days):
+        on_day = days == day
+        threshold[on_day] = max(BOT_EVENTS_FACTOR * float(np.median(n[on_day])), BOT_MIN_EVENTS)
+    flagged = n > threshold
+    table = pa.table(
+        {
+            USER_ID: counts.column(USER_ID).filter(pa.array(flagged)),
+            DT: counts.column(DT).filter(pa.array(flagged)),
+            "events": pa.array(n[flagged], pa.int64()),
+            "threshold": pa.array(threshold[flagged], pa.float64()),
+        }
+    )
+    return table.sort_by([(DT, "ascending"), (USER_ID, "ascending")])
+
+
+def without_bot_days(events: pa.Table) -> pa.Table:
+    """``events`` less the rows of every (user, day) :func:`bot_user_days` flags."""
+    bots = bot_user_days(events)
+    if not bots.num_rows:
+        return events
+    keys = pc.binary_join_element_wise(events.column(USER_ID), events.column(DT).cast(pa.string()), "|")
+    flagged = pc.binary_join_element_wise(bots.column(USER_ID), bots.column(DT).cast(pa.string()), "|")
+    return events.filter(pc.invert(pc.is_in(keys, value_set=flagged)))

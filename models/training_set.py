@@ -13,7 +13,8 @@ Features are joined by Feast (:func:`reelrec.feast_store.historical_features`) o
 service ``two_tower_v1`` at the moment of the first impression, so an example only ever sees the
 daily features of earlier nights and content known at upload; never anything from after the
 impression. Heavy users are capped at ``max_examples_per_user`` positives (a deterministic sample),
-so a few very active users do not dominate training.
+so a few very active users do not dominate training, and the days a user behaved like a bot
+(:func:`models.interactions.bot_user_days`) give no example, label or history at all.
 
 ``build(D)`` writes the examples of the ``train_days`` nights before D (never D itself: D is the
 evaluation day; only nights whose previous night has features, so the platform's first night,
@@ -36,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from models.interactions import bot_user_days, without_bot_days
 from reelrec import lake
 from reelrec.catalog import (
     DT,
@@ -112,6 +114,7 @@ def labels(settings: Settings, dates: list[str], cfg: TrainingSetConfig) -> pa.T
     events = lake.read(
         EVENTS, settings, dates=dates, columns=[USER_ID, VIDEO_ID, EVENT_TYPE, EVENT_TS, WATCH_MS, DT]
     )
+    events = without_bot_days(events)
     if not events.num_rows:
         return pa.table({c: [] for c in EXAMPLE_COLUMNS})
     durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, DURATION_MS, UPLOAD_TS, DT])
@@ -199,7 +202,8 @@ def impression_outcomes(settings: Settings, dates: list[str], cfg: TrainingSetCo
     """Every impressed (user, video, dt) of ``dates`` with what the user did: the ranker's multi-task labels.
 
     Unlike :func:`labels` nothing is dropped (half-watched views included): a ranker predicts each
-    outcome of every impression. Videos missing from the night's catalog snapshot are dropped.
+    outcome of every impression. Videos missing from the night's catalog snapshot are dropped, and
+    so are a bot's impressions of the days it is flagged (:func:`models.interactions.bot_user_days`).
 
     Returns:
         Arrow table sorted by ``dt, user_id, event_timestamp`` with ``user_id, video_id, dt``,
@@ -213,6 +217,7 @@ def impression_outcomes(settings: Settings, dates: list[str], cfg: TrainingSetCo
         dates=dates,
         columns=[USER_ID, VIDEO_ID, EVENT_TYPE, EVENT_TS, WATCH_MS, POSITION, DT],
     )
+    events = without_bot_days(events)
     durations = lake.read(VIDEOS, settings, dates=dates, columns=[VIDEO_ID, DURATION_MS, UPLOAD_TS, DT])
     shown = events.filter(pc.equal(events.column(EVENT_TYPE), IMPRESSION))
     positions = shown.group_by([USER_ID, VIDEO_ID, DT]).aggregate([(POSITION, "min")])
@@ -340,6 +345,9 @@ def build(date: str, settings: Settings, cfg: TrainingSetConfig | None = None) -
         "positives": int(pc.sum(joined.column(LABEL)).as_py()),
         "hard_negatives": int(joined.num_rows - pc.sum(joined.column(LABEL)).as_py()),
         "users": len(pc.unique(joined.column(USER_ID))),
+        "bot_user_days": bot_user_days(lake.read(EVENTS, settings, dates=dates, columns=[USER_ID, DT]))
+        .select([USER_ID, DT])
+        .to_pylist(),
         "videos": len(pc.unique(joined.column(VIDEO_ID))),
         "inputs": table_versions(settings),
         "feast_seconds": round(feast_seconds, 2),

@@ -69,6 +69,8 @@ AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45+")
 # Feature windows in days, ending at D inclusive: every windowed feature is `<name>_<w>d` for these.
 WINDOWS = (1, 7, 28)
 FRAME_EMBEDDING_DIM = 32
+# Longest caption bronze.videos keeps (the app's own limit): ingest cuts longer ones to it.
+CAPTION_MAX_CHARS = 2200
 TEXT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2 sentence embeddings
 RECENT_HISTORY_LEN = 50
 MODEL_VERSION = "model_version"

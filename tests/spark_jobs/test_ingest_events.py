@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from reelrec import lake
-from reelrec.catalog import EVENTS, QUARANTINE
+from reelrec.catalog import EVENTS, QUARANTINE, USERS, VIDEOS
 from reelrec.settings import Settings
 from spark_jobs import ingest_events
 from spark_jobs.quarantine import transform_quarantine
-from tests.spark_jobs.tiny import ABSENT, D, event, event_line, frame, write_event_drop
+from tests.spark_jobs.tiny import (
+    ABSENT,
+    D,
+    arrow,
+    event,
+    event_line,
+    frame,
+    ts,
+    video,
+    write_event_drop,
+    write_parquet_drop,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -24,12 +38,36 @@ def lines_frame(spark: SparkSession, lines: list[str]):
     return spark.createDataFrame(rows, ingest_events.LINES_SCHEMA)
 
 
+def user_rows(users: Iterable[tuple[str, str]]) -> pa.Table:
+    """A landed users snapshot: ``(user_id, signup instant)`` pairs, the rest of each row valid."""
+    rows = [
+        {"user_id": uid, "signup_ts": ts(at), "country": "FR", "age_bucket": "25-34", "dt": D}
+        for uid, at in users
+    ]
+    return arrow(USERS, rows).drop_columns(["dt"])
+
+
+def video_rows(videos: Iterable[tuple[str, str]]) -> pa.Table:
+    """A landed videos snapshot: ``(video_id, upload instant)`` pairs, the rest of each row valid."""
+    return arrow(VIDEOS, [video(vid, "c0001", at, 15_000) for vid, at in videos]).drop_columns(["dt"])
+
+
+def write_snapshot_drops(
+    settings: Settings,
+    users: Iterable[tuple[str, str]] = (("u000001", "2026-01-01T00:00:00"),),
+    videos: Iterable[tuple[str, str]] = (("v0000001", "2026-01-01T00:00:00"),),
+) -> None:
+    """D's users and videos drops, which ingest_events checks every event's references against."""
+    write_parquet_drop(settings, "users", D, user_rows(users))
+    write_parquet_drop(settings, "videos", D, video_rows(videos))
+
+
 # (line, expected reason) for one line per contract rule, plus valid edge cases (reason None).
 CASES = [
     (event_line(event_id="ok-view"), None),
     ('{"event_id": "e-2", "event_type": ', "malformed_json"),
     ("", "malformed_json"),
-    ("[1, 2]", "malformed_json"),
+    ("[1, 2]", "not_an_object"),
     (event_line(user_id=ABSENT), "missing_field:user_id"),
     (event_line(video_id="  "), "missing_field:video_id"),
     (event_line(event_id=None), "missing_field:event_id"),
@@ -102,6 +140,7 @@ def test_line_numbers_are_exact_across_splits_and_gzip(
     folder = write_event_drop(settings, D, {"part-00000.jsonl": plain, "part-00001.jsonl.gz": packed})
     # Tiny splits: the plain file is read by several tasks, so the numbering must stitch them.
     previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    assert previous is not None
     spark.conf.set("spark.sql.files.maxPartitionBytes", "1024")
     try:
         # Non-empty read partitions (spark_partition_id, not .rdd: this runs on Spark Connect too).
@@ -122,6 +161,7 @@ def test_line_numbers_are_exact_across_splits_and_gzip(
 
 
 def test_main_lands_the_drop_and_a_rerun_replaces_it(spark: SparkSession, settings: Settings) -> None:
+    write_snapshot_drops(settings)
     write_event_drop(
         settings,
         D,
@@ -137,7 +177,7 @@ def test_main_lands_the_drop_and_a_rerun_replaces_it(spark: SparkSession, settin
                 event_line(event_id="e-7", event_type="impression", watch_ms=ABSENT),
             ],
             "part-00001.jsonl.gz": [
-                event_line(event_id="e-1", event_ts=f"{D}T08:00:05Z"),  # duplicate, later copy
+                event_line(event_id="e-1", event_ts=f"{D}T08:00:00Z"),  # a client retry: same content
                 event_line(event_id="e-8", event_type="share", watch_ms=ABSENT),
             ],
         },

@@ -16,6 +16,21 @@ process: a worker dying mid-task, for the reliability tests), ``corrupt`` (nothi
 ``train.labels:corrupt`` trains on shuffled labels, the broken model the promotion gate must
 hold). A new kind is one entry there.
 
+Points (``name``: where, its context):
+
+- ``lake.commit`` (:func:`reelrec.lake.write_partition`, every Delta write of ingest, the feature
+  jobs and scoring): ``table``, ``date``, ``phase`` = ``before`` | ``after`` the delta-rs commit;
+- ``materialize.view`` (:mod:`feature_repo.materialize`): ``date``, ``view``, before each view's
+  write step (the three output views of publish share one step);
+- ``model.save`` (``models/{two_tower,ranker}/artifacts.py`` ``save``): ``model``, ``date``,
+  between the weights and the rest of the version folder;
+- ``online_write.batch`` (:mod:`feature_repo.online_write`): ``batch``, ``views``, between the
+  bulk writer's batches;
+- ``publish.outputs`` (:mod:`models.publish`): ``date``, online values written, release not yet;
+- ``train.labels`` (both trainers): ``date``, ``model``, for ``corrupt``.
+
+tests/test_crash_points.py kills a night at each write boundary with these (docs/reliability.md).
+
 How often a spec fired is counted in ``$REELREC_HOME/faults/`` under a file lock, so "the first
 time" holds across processes and task retries: a retried Airflow task finds the fault spent and
 runs through. :func:`fired` reads the counts back; :func:`reset` deletes them.

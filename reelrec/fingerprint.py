@@ -87,10 +87,12 @@ def models_fingerprint(settings: Settings, skip: Iterable[str] = ()) -> dict[str
         if not path.is_file() or path.name in skipped:
             continue
         key = path.relative_to(root).as_posix()
-        if path.name.startswith("dt=") and path.suffix == ".json":
-            out[key] = str(json.loads(path.read_text()).get("model_version"))
+        body = path.read_bytes()
+        pointer = json.loads(body) if path.name.startswith("dt=") and path.suffix == ".json" else None
+        if isinstance(pointer, dict) and "model_version" in pointer:
+            out[key] = str(pointer["model_version"])
         else:
-            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[key] = hashlib.sha256(body).hexdigest()
     return out
 
 

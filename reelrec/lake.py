@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from reelrec import faults
 from reelrec.catalog import DT, Table
 from reelrec.errors import DataError
 from reelrec.settings import Settings
@@ -61,6 +62,18 @@ def _predicate(partition: dict[str, str]) -> str:
     return " AND ".join(f"{key} = '{value}'" for key, value in partition.items())
 
 
+def _holds_no_rows(path: str, partition: dict[str, str]) -> bool:
+    """Whether the Delta table at ``path`` exists and holds no row in ``partition``."""
+    try:
+        dataset = DeltaTable(path).to_pyarrow_dataset()
+    except TableNotFoundError:
+        return False  # the first write creates the table, empty or not
+    flt = None
+    for key, value in partition.items():
+        flt = pc.field(key) == value if flt is None else flt & (pc.field(key) == value)
+    return dataset.count_rows(filter=flt) == 0
+
+
 def write_partition(
     table: Table,
     settings: Settings,
@@ -71,7 +84,8 @@ def write_partition(
     """Replace one date's partition of ``table`` with ``data`` in a single Delta commit.
 
     Rerunning a date therefore replaces that date's rows and never duplicates them. Every row must
-    belong to the partition being replaced.
+    belong to the partition being replaced. Empty ``data`` over a partition that holds no rows
+    changes nothing and makes no commit (an empty Delta commit a night is history to keep for nothing).
 
     Args:
         table: catalog entry of the target table.
@@ -94,6 +108,11 @@ def write_partition(
             )
     path = table.path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not rows.num_rows and _holds_no_rows(str(path), partition):
+        # Nothing over nothing: no commit (bronze.quarantine gained one per feed a night without it).
+        return DeltaTable(str(path)).version()
+    # Crash points (tests/test_crash_points.py): the table as it was, then the new commit in place.
+    faults.point("lake.commit", settings, table=table.name, date=date, phase="before")
     write_deltalake(
         str(path),
         rows,
@@ -102,6 +121,7 @@ def write_partition(
         predicate=_predicate(partition),
     )
     version = DeltaTable(str(path)).version()
+    faults.point("lake.commit", settings, table=table.name, date=date, phase="after")
     log.info(
         "wrote %d rows to %s.%s partition %s (version %d)",
         rows.num_rows,

@@ -26,6 +26,7 @@ import torch
 from models.ranker.config import RankerConfig
 from models.ranker.model import Ranker
 from models.weights import load_weights
+from reelrec import faults
 from reelrec.settings import Settings
 
 MODEL_NAME = "ranker_v1"
@@ -70,6 +71,8 @@ def save(date: str, settings: Settings, model: Ranker, cfg: RankerConfig, featur
     path = model_root(settings) / model_version(date, model, cfg, feature_names)
     path.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path / WEIGHTS_FILE)
+    # Crash point: weights written, config not yet; nothing points here until ``point_to``.
+    faults.point("model.save", settings, model="ranker", date=date)
     (path / CONFIG_FILE).write_text(cfg.to_json())
     (path / FEATURES_FILE).write_text(json.dumps(feature_names))
     return path
@@ -77,9 +80,10 @@ def save(date: str, settings: Settings, model: Ranker, cfg: RankerConfig, featur
 
 def point_to(date: str, settings: Settings, path: Path) -> None:
     """Record ``path`` as the ranker night ``date`` trained (what :func:`load` reads)."""
-    pointer_path(settings, date).write_text(
-        json.dumps({"date": date, "model_version": path.name, "path": str(path)})
-    )
+    pointer = pointer_path(settings, date)
+    staged = pointer.with_name(pointer.name + ".tmp")  # a kill mid-write never leaves half a pointer
+    staged.write_text(json.dumps({"date": date, "model_version": path.name, "path": str(path)}))
+    staged.replace(pointer)
 
 
 def load_version(path: Path) -> TrainedRanker:

@@ -28,6 +28,7 @@ from models.two_tower.config import TwoTowerConfig
 from models.two_tower.inputs import FeatureSpace
 from models.two_tower.model import TwoTower
 from models.weights import load_weights
+from reelrec import faults
 from reelrec.catalog import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM
 from reelrec.settings import Settings
 
@@ -89,6 +90,8 @@ def save(date: str, settings: Settings, model: TwoTower, space: FeatureSpace, cf
     path = model_root(settings) / model_version(date, model, space)
     path.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path / WEIGHTS_FILE)
+    # Crash point: weights written, config not yet; nothing points here until ``point_to``.
+    faults.point("model.save", settings, model="two_tower", date=date)
     (path / CONFIG_FILE).write_text(cfg.to_json())
     (path / FEATURE_SPACE_FILE).write_text(space.to_json())
     return path
@@ -96,9 +99,10 @@ def save(date: str, settings: Settings, model: TwoTower, space: FeatureSpace, cf
 
 def point_to(date: str, settings: Settings, path: Path) -> None:
     """Record ``path`` as the model night ``date`` trained (what :func:`load` reads)."""
-    pointer_path(settings, date).write_text(
-        json.dumps({"date": date, "model_version": path.name, "path": str(path)})
-    )
+    pointer = pointer_path(settings, date)
+    staged = pointer.with_name(pointer.name + ".tmp")  # a kill mid-write never leaves half a pointer
+    staged.write_text(json.dumps({"date": date, "model_version": path.name, "path": str(path)}))
+    staged.replace(pointer)
 
 
 def load(date: str, settings: Settings) -> TrainedModel:

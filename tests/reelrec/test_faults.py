@@ -120,3 +120,44 @@ def test_a_corrupt_fault_raises_nothing_and_tells_the_caller_to_corrupt(
     assert faults.point("train.labels", settings, date="2026-11-05", model="two_tower") is True
     assert faults.point("train.labels", settings, date="2026-11-05", model="ranker") is True
     assert faults.point("train.labels", settings, date="2026-11-05", model="ranker") is False  # spent
+
+
+_WRITE = """
+import sys
+import pyarrow as pa
+from reelrec import lake
+from reelrec.catalog import Table
+from reelrec.settings import Settings
+schema = pa.schema([("x", pa.int64()), ("dt", pa.string())])
+table = Table(name="t", layer="bronze", schema=schema, key=("x",))
+rows = pa.table({"x": [int(sys.argv[2])], "dt": ["2026-11-01"]})
+print(lake.write_partition(table, Settings.from_env(sys.argv[1]), rows, "2026-11-01"))
+"""
+
+
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_a_kill_at_the_delta_commit_leaves_the_old_or_the_new_partition(
+    settings: Settings, phase: str
+) -> None:
+    import pyarrow as pa
+
+    from reelrec import lake
+    from reelrec.catalog import Table
+
+    table = Table(
+        name="t", layer="bronze", schema=pa.schema([("x", pa.int64()), ("dt", pa.string())]), key=("x",)
+    )
+
+    def write(value: int, fault: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**_base_env(), **({faults.ENV: fault} if fault else {})}
+        run = [sys.executable, "-c", _WRITE, str(settings.home), str(value)]
+        return subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+
+    assert write(1, None).stdout.strip() == "0"
+    killed = write(2, f"lake.commit@table=t@phase={phase}:kill")
+    assert killed.returncode == -signal.SIGKILL and killed.stdout == ""
+    # before: the old partition, untouched; after: the new one, committed (the job died before it said so)
+    assert lake.read(table, settings, columns=["x"]).column(0).to_pylist() == [1 if phase == "before" else 2]
+    assert lake.version(table, settings) == (0 if phase == "before" else 1)
+    assert write(2, f"lake.commit@table=t@phase={phase}:kill").returncode == 0  # the rerun: fault spent
+    assert lake.read(table, settings, columns=["x"]).column(0).to_pylist() == [2]

@@ -14,7 +14,8 @@ SQLite). :func:`write_view` writes the same layout from Arrow columns in bulk:
   the entity keys as ``serialize_entity_key`` (version 3) lays them out;
 * Redis: one hash per entity at ``serialize_entity_key(...) + project``, a field ``_mmh3("view:feature")``
   per feature and ``_ts:<view>`` with the event time (a protobuf ``Timestamp``); Feast's event-time
-  rule holds: a hash whose stored event time is the same or newer is left as it is. Two small Lua
+  rule holds, but for one case: a hash whose stored event time is newer is left as it is, while an
+  equal one (a rerun of the same night) is rewritten, as SQLite rewrites it. Two small Lua
   scripts do the Redis side a batch of hashes per call (read the stored event times; HSET the
   newer rows), their commands RESP-encoded from the Arrow columns, so no Python object is built
   per value. Views keyed alike (a user's list and embedding) are written in batches of entities,
@@ -209,14 +210,18 @@ return stamps
 
 
 def _newer(stored: list[bytes | None], nanos: list[int], cache: dict[bytes, int]) -> list[int]:
-    """Rows whose event time (``nanos``) is later than the stored ``_ts`` (Feast: same or newer stays)."""
+    """Rows whose event time (``nanos``) is not earlier than the stored ``_ts``.
+
+    Feast's Redis store also drops an *equal* event time; here a rerun of a night (same event time)
+    rewrites its values, as it does on SQLite, so a corrected rerun reaches both stores alike.
+    """
     keep = []
     for i, previous in enumerate(stored):
         if previous is not None:
             if previous not in cache:
                 cache[previous] = _stored_nanos(previous)
             before = cache[previous]
-            if before and nanos[i] <= before:
+            if before and nanos[i] < before:
                 continue
         keep.append(i)
     return keep
@@ -259,7 +264,7 @@ _MULTI, _EXEC = b"*1\r\n$5\r\nMULTI\r\n", b"*1\r\n$4\r\nEXEC\r\n"
 
 
 def _write_redis(store: FeatureStore, parts: list[_Part]) -> dict[str, int]:
-    """HSET each entity's hashes unless the stored ``_ts:<view>`` is the same or newer; entities per view.
+    """HSET each entity's hashes unless the stored ``_ts:<view>`` is newer; entities written per view.
 
     As Feast's ``online_write_batch``: the stored event times are read first, then the hashes of the
     rows that are newer are written (with ``EXPIRE`` when the store sets ``key_ttl_seconds``). Views

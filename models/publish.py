@@ -84,12 +84,18 @@ def publish_outputs(date: str, settings: Settings) -> dict[str, Any]:
     faults.point("publish.outputs", settings, date=date)  # online values written, task not done yet
     versions = lake.read(CANDIDATES, settings, dates=[date], columns=[MODEL_VERSION]).column(0).unique()
     report[MODEL_VERSION] = versions.to_pylist()[0] if len(versions) else None
-    report["serving"] = register_release(date, settings)
+    # A backfill older than what is online writes nothing (every view skipped by its watermark):
+    # its release is recorded, but the serving pointer stays on the release the store serves.
+    online = any(view["status"] == "materialized" for view in report["views"].values())
+    report["serving"] = register_release(date, settings, make_serving=online)
     return report
 
 
-def register_release(date: str, settings: Settings) -> dict[str, Any]:
+def register_release(date: str, settings: Settings, make_serving: bool = True) -> dict[str, Any]:
     """Record night D's release (``runs/dt=D/release.json`` + its metrics) and make it the serving one.
+
+    With ``make_serving`` false (a backfilled night the online store is already newer than) the
+    release is recorded and the serving pointer is left where it is.
 
     Raises:
         NotValidatedError: when score wrote no release for D.
@@ -113,8 +119,9 @@ def register_release(date: str, settings: Settings) -> dict[str, Any]:
         forced=bool(gate.get("forced")),
     )
     releases.record_release(settings, release)
-    releases.set_serving(settings, release.version, reason="forced" if release.forced else "publish")
-    return {"version": release.version, "forced": release.forced}
+    if make_serving:
+        releases.set_serving(settings, release.version, reason="forced" if release.forced else "publish")
+    return {"version": release.version, "forced": release.forced, "serving": make_serving}
 
 
 def main(date: str, settings: Settings) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class AirflowApi:
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         response = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
         self._check(response)
+        if not response.content:  # e.g. DELETE's 204 No Content, which may still say application/json
+            return None
         if response.headers.get("content-type", "").startswith("application/json"):
             return response.json()
         return response.text

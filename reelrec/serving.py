@@ -43,12 +43,12 @@ that are all unset), so a user counts as found only when the status is ``PRESENT
 
 Freshness: Feast 0.67 flags ``OUTSIDE_MAX_AGE`` (past the view's TTL) only for precomputed vectors,
 not on this read path, so reelrec applies its own rule: a user's list generated more than
-:data:`MAX_LIST_AGE` (7 days; ``REELREC_MAX_LIST_AGE_DAYS``) before the default list (which every
-scoring night republishes) has expired: the default list answers instead, with ``found: False,
-fallback: True`` and ``expired`` naming the expired list's ``model_version``. A younger list of a
-user whom later nights did not score is served; its ``model_version`` and ``generated_at`` say
-which night it came from. Housekeeping (``reelrec housekeep``) removes expired rows from the store.
-A status of ``OUTSIDE_MAX_AGE`` counts as not found.
+:func:`reelrec.online_expiry.max_age` (7 days; ``REELREC_ONLINE_MAX_AGE_DAYS``) before the default
+list (which every scoring night republishes) has expired: the default list answers instead, with
+``found: False, fallback: True`` and ``expired`` naming the expired list's ``model_version``. A
+younger list of a user whom later nights did not score is served; its ``model_version`` and
+``generated_at`` say which night it came from. Housekeeping (``reelrec housekeep``) removes
+expired rows from the store. A status of ``OUTSIDE_MAX_AGE`` counts as not found.
 
 One model version per answer: ``recommend(..., embeddings=True)`` also gives each found user's
 ``embedding`` (view ``user_daily_embedding``). Publishing writes a user's list and embedding in one
@@ -62,13 +62,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reelrec import catalog
 from reelrec.catalog import DEFAULT_LIST_KEY, GENERATED_AT, MODEL_VERSION, USER_ID
+from reelrec.online_expiry import max_age as max_list_age
 from reelrec.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,8 +84,6 @@ SCORES = f"{VIEW}__{catalog.SCORES}"
 VERSION = f"{VIEW}__{MODEL_VERSION}"
 GENERATED = f"{VIEW}__{GENERATED_AT}"
 PRESENT = "PRESENT"  # FieldStatus name in the feature server's JSON
-MAX_LIST_AGE = timedelta(days=int(os.environ.get("REELREC_MAX_LIST_AGE_DAYS") or 7))
-"""A user's list generated this much before the default list (the latest scoring night's) has expired."""
 EMBEDDING_VIEW = "user_daily_embedding"  # read with the list when asked (``embeddings=True``)
 EMBEDDING = f"{EMBEDDING_VIEW}__{catalog.EMBEDDING}"
 EMBEDDING_VERSION = f"{EMBEDDING_VIEW}__{MODEL_VERSION}"
@@ -261,9 +259,9 @@ def _assemble(
     recs = [_stored_list(user_id, columns, i, present[i], k) for i, user_id in enumerate(user_ids[:n])]
     expired: dict[int, str] = {}
     if default is not None:  # a list much older than the night's default list is not served
-        newest = _instant(default["generated_at"])
+        newest, age = _instant(default["generated_at"]), max_list_age()
         for i, rec in enumerate(recs):
-            if rec is not None and newest - _instant(rec["generated_at"]) > MAX_LIST_AGE:
+            if rec is not None and newest - _instant(rec["generated_at"]) > age:
                 expired[i], recs[i] = rec["model_version"], None
     _with_items([rec for rec in recs if rec is not None], default)
     return [
@@ -400,7 +398,7 @@ class _CandidatesReader:
         keys = [EntityKey(join_keys=[USER_ID], entity_values=[Value(string_val=u)]) for u in user_ids]
         reads = [(self.view, list(self.features)), *self.also]
         sqlite = self.config.online_store.type == "sqlite" and self.also
-        conn = self.provider.online_store._get_conn(self.config) if sqlite else None
+        conn = self.provider.online_store._get_conn(self.config) if sqlite else None  # type: ignore[attr-defined]
         if conn is not None:  # one read transaction: both views as of one commit of a publish
             conn.execute("BEGIN")
         try:

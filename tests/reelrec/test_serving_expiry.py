@@ -1,4 +1,4 @@
-"""A user's list older than MAX_LIST_AGE (7 days) behind the default list is not served as theirs.
+"""A list older than ``reelrec.online_expiry.max_age()`` (7 days) behind the default list is not served.
 
 u1 is scored on 11-01 only; u2 every published night. Once the default list is 8 nights newer
 than u1's list, u1 gets the default list, flagged ``expired`` with the old list's version; at 7
@@ -18,7 +18,8 @@ from feature_repo.registry import apply
 from reelrec import catalog, lake
 from reelrec.catalog import DEFAULT_LIST_KEY
 from reelrec.dates import feature_timestamp
-from reelrec.serving import MAX_LIST_AGE, recommend
+from reelrec.online_expiry import max_age
+from reelrec.serving import recommend
 from reelrec.settings import Settings
 from tests.reelrec.test_serving import STORES, online_store
 
@@ -50,7 +51,7 @@ def publish(settings: Settings, date: str) -> None:
 
 @pytest.mark.parametrize("store", STORES)
 def test_an_expired_list_gives_way_to_the_default_list(store: str, tmp_path: Path) -> None:
-    assert timedelta(days=7) == MAX_LIST_AGE
+    assert max_age() == timedelta(days=7)
     with online_store(tmp_path / "home", store) as settings:
         for date, users in ((D1, ["u1", "u2"]), (D8, ["u2"]), (D9, ["u2"])):
             write_lists(settings, date, users)

@@ -9,10 +9,24 @@ PRESET ?= small
 START  ?= 2026-11-01
 DAYS   ?= 7
 
-.PHONY: setup run test test-fast lint bench clean ui stop
+.PHONY: setup browser run test test-fast lint bench clean ui stop
 
-## setup: create .venv, install the pinned set, install DuckDB's delta extension, compile the top-k kernel (idempotent)
-setup: $(VENV)/.installed
+## setup: create .venv, install the pinned set, install DuckDB's delta extension, compile the top-k kernel,
+## install chromium + chromium-driver for the UI browser test (idempotent)
+setup: $(VENV)/.installed browser
+
+## browser: Debian's chromium + chromium-driver (tests/test_ui_browser.py), with apt-get when missing; a no-op
+## when both are there. Without apt-get (or root/sudo) it says so and the browser test skips, naming the reason.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "[setup] no apt-get here: install chromium and chromium-driver yourself (the UI browser test skips)"; \
+	else \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get -o DPkg::Lock::Timeout=600 update -q && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium chromium-driver \
+	  || echo "[setup] apt-get could not install chromium chromium-driver (the UI browser test skips)"; \
+	fi
 
 $(VENV)/.installed: constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -199,7 +199,10 @@ def airflow_env(settings: Settings, spark_remote: str = "") -> dict[str, str]:
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{ADMIN_USER}:admin"
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords_file(settings))
-    # The nights are created by `reelrec run`; set True to let the cron create them too.
+    # The nights are created by `reelrec run` (and the UI's Trigger); set True to let the cron create
+    # them too. This is also what makes triggering one past night from the UI safe: the trigger form
+    # of a paused DAG ticks "Unpause on trigger" (hard-coded in Airflow 3.3, no setting), and an
+    # unpaused DAG then runs that night only, no daily schedule (tests/test_ui_browser.py checks it).
     env.setdefault("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
     if spark_remote:
         env["REELREC_SPARK_REMOTE"] = spark_remote

@@ -10,7 +10,9 @@ reelrec recommend --user u000042 [--k 10] [--json]
 reelrec status [--json]
 reelrec models list [--json]
 reelrec rollback --to VERSION [--json]
+reelrec housekeep [--dry-run] [--json]   # compact/vacuum, prune models, expire lists (docs/housekeeping.md)
 reelrec validate --suite outputs --date 2026-11-07
+reelrec report --date 2026-11-07 [--open]   # runs/dt=D/report.html: plots, Data Docs, lineage
 reelrec ui
 reelrec demo            # what `make run` calls: generate + run every night + summary
 """
@@ -23,9 +25,10 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from reelrec import cli_models
+from reelrec import cli_housekeep, cli_models, cli_report
 from reelrec.dates import add_days, cli_date, dates_between
 from reelrec.settings import Settings
 
@@ -107,9 +110,27 @@ def _print_failure_excerpt(log_path: Any) -> None:
         print(f"    {line[:400]}", file=sys.stderr)
 
 
+def _locked(settings: Settings, command: str, dates: list[str], run: Callable[[], int]) -> int:
+    """``run()`` while holding the home's run lock (:mod:`reelrec.run_lock`); refused: exit 75."""
+    from reelrec import run_lock
+
+    try:
+        with run_lock.hold(settings, command, dates):
+            return int(run())
+    except run_lock.RunLockedError as err:
+        print(f"[reelrec] refused: {err}", file=sys.stderr)
+        return run_lock.EXIT_LOCKED
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     conf = {"force_publish": True} if args.force_publish else None
-    return run_nights(_dates(args.date, args.to), settings, as_json=args.json, inline=args.inline, conf=conf)
+    dates = _dates(args.date, args.to)
+    return _locked(
+        settings,
+        "run",
+        dates,
+        lambda: run_nights(dates, settings, as_json=args.json, inline=args.inline, conf=conf),
+    )
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -262,17 +283,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate a world, run every night through the scheduler, and show where to look.
 
     The stack is stopped at the end when the demo started it (``--keep-running`` keeps it up).
+    Like ``run``, the demo holds the home's run lock from the generation to its end.
     """
+    from synthetic_world import generate
+
+    dates = _dates(args.start, add_days(args.start, args.days - 1))
+    return _locked(settings, "demo", dates, lambda: _demo(args, settings, dates, generate))
+
+
+def _demo(args: argparse.Namespace, settings: Settings, dates: list[str], generate: Any) -> int:
     from reelrec import services
     from reelrec.cli_results import show_results, task_totals
-    from synthetic_world import generate
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     print(f"[reelrec] generating the {args.preset} world: {args.days} days from {args.start}", flush=True)
     generate(settings, args.preset, args.start, args.days, seed=args.seed)
     timings["generate"] = time.perf_counter() - started
-    dates = _dates(args.start, add_days(args.start, args.days - 1))
     was_up = any(s.running for s in services.status(settings)) if not args.inline else True
     started = time.perf_counter()
     try:
@@ -335,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="show which candidate sources proposed each video")
     p.set_defaults(func=cmd_recommend)
 
-    cli_models.add_parsers(sub)
+    for subcommands in (cli_models, cli_housekeep, cli_report):  # registered by their own modules
+        subcommands.add_parsers(sub)
 
     p = sub.add_parser("status", help="recent nightly runs: state, task times, row counts, metrics")
     p.add_argument("--last", type=int, default=7, help="how many logical dates (newest first)")

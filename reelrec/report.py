@@ -1,16 +1,41 @@
-"""Nightly run summaries: rows per table, quarantined rows, validation results, task durations."""
+"""Nightly run summaries: rows per table, quarantined rows, validation results, task durations.
+
+The terminal forms are here (:func:`format_night`, :func:`format_status`); so are the facts over
+the nights that the HTML report (:mod:`reelrec.report_html`) plots: the nights so far, task
+seconds, quarantined rows by reason, and the published lists of a night.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+import pyarrow.compute as pc
+
 from reelrec import lake
-from reelrec.catalog import QUARANTINE
+from reelrec.catalog import (
+    CANDIDATES,
+    DEFAULT_LIST_KEY,
+    DT,
+    QUARANTINE,
+    REASON,
+    SCORES,
+    SOURCE,
+    UPLOAD_TS,
+    USER_ID,
+    VIDEO_ID,
+    VIDEO_IDS,
+    VIDEOS,
+)
+from reelrec.dates import day_bounds
 from reelrec.runs import read_manifest, table_state
 from reelrec.settings import Settings
 from reelrec.validation import read_reports
+
+log = logging.getLogger(__name__)
 
 
 def quarantine_counts(date: str, settings: Settings) -> dict[str, dict[str, int]]:
@@ -249,3 +274,79 @@ def format_status(runs: list[dict[str, Any]]) -> str:
                 format_metrics({"date": run["date"], **run["metrics"], "model_version": run["model_version"]})
             )
     return "\n".join(lines)
+
+
+# ------------------------------------------------ facts over the nights (the HTML report's plots)
+def nights_so_far(settings: Settings, until: str | None = None) -> list[str]:
+    """Nights with a run folder (``runs/dt=*``), oldest first, up to ``until`` (inclusive)."""
+    if not settings.runs.exists():
+        return []
+    dates = sorted(p.name.removeprefix("dt=") for p in settings.runs.glob("dt=*") if p.is_dir())
+    return [d for d in dates if until is None or d <= until]
+
+
+def recorded_status(date: str, settings: Settings) -> str:
+    """The manifest's status (published, held, data-only), or ``incomplete`` without a manifest."""
+    manifest = read_manifest(date, settings)
+    return str(manifest.get("status") or "recorded") if manifest else "incomplete"
+
+
+def task_seconds(date: str, settings: Settings, manifest: Mapping[str, Any] | None) -> dict[str, float]:
+    """Seconds of each task of night ``date``: Airflow's task instances, else the tasks' own facts."""
+    try:
+        from reelrec.airflow_local import task_instances
+
+        instances = task_instances(date, settings)
+    except Exception as err:  # a metadata database that cannot be read: fall back to the facts
+        log.warning("task durations of dt=%s not read from Airflow: %s", date, err)
+        instances = []
+    seconds = {t["task_id"]: float(t["duration"]) for t in instances if t.get("duration") is not None}
+    if seconds:
+        return seconds
+    facts = (manifest or {}).get("tasks") or {}
+    return {
+        task: float(fact["seconds"])
+        for task, fact in facts.items()
+        if isinstance(fact, dict) and isinstance(fact.get("seconds"), int | float)
+    }
+
+
+def quarantined(nights: list[str], settings: Settings) -> dict[str, dict[str, int]]:
+    """Quarantined rows per night by ``feed: reason`` (reasons cut at their first colon)."""
+    if not nights or not lake.exists(QUARANTINE, settings):
+        return {}
+    rows = lake.read(QUARANTINE, settings, dates=nights, columns=[DT, SOURCE, REASON]).to_pylist()
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        key = f"{row[SOURCE]}: {row[REASON].split(':')[0]}"
+        night = counts.setdefault(row[DT], {})
+        night[key] = night.get(key, 0) + 1
+    return counts
+
+
+def candidate_facts(date: str, settings: Settings) -> dict[str, Any] | None:
+    """Scores, list lengths, catalog coverage and fresh share of D's published lists (``None``: none)."""
+    if not lake.exists(CANDIDATES, settings):
+        return None
+    lists = lake.read(CANDIDATES, settings, dates=[date], columns=[USER_ID, VIDEO_IDS, SCORES])
+    if lists.num_rows == 0:
+        return None
+    users = lists.filter(pc.not_equal(lists.column(USER_ID), DEFAULT_LIST_KEY))
+    items = pc.list_flatten(lists.column(VIDEO_IDS))
+    facts: dict[str, Any] = {
+        "users": users.num_rows,
+        "scores": pc.list_flatten(users.column(SCORES)).to_numpy(zero_copy_only=False),
+        "lengths": pc.list_value_length(users.column(VIDEO_IDS)).to_numpy(zero_copy_only=False),
+        "slots": len(items),
+        "distinct_videos": len(pc.unique(items)),
+        "catalog_videos": None,
+        "fresh_slots": None,
+    }
+    if lake.exists(VIDEOS, settings):
+        videos = lake.read(VIDEOS, settings, dates=[date], columns=[VIDEO_ID, UPLOAD_TS])
+        start = day_bounds(date)[0]
+        fresh = videos.filter(pc.greater_equal(videos.column(UPLOAD_TS), start)).column(VIDEO_ID)
+        facts["catalog_videos"] = videos.num_rows
+        facts["fresh_videos"] = len(fresh)
+        facts["fresh_slots"] = int(pc.sum(pc.is_in(items, value_set=fresh)).as_py() or 0)
+    return facts

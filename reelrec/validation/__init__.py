@@ -24,7 +24,8 @@ Usage (what the Airflow tasks call)::
     check("bronze", "2026-11-01", settings)   # raises ValidationError naming table, rule, rows
 
 Every table's outcome, with the Delta version of every table it read, is also written as JSON to
-:func:`report_path` (``runs/dt=D/validation/<suite>.<table>.json``).
+:func:`report_path` (``runs/dt=D/validation/<suite>.<table>.json``), and every suite run is rendered
+in GX's Data Docs site (``runs/data_docs/index.html``).
 
 The package, one module per job:
 
@@ -36,7 +37,10 @@ The package, one module per job:
 * :mod:`~reelrec.validation.runner` and :mod:`~reelrec.validation.failures`: running GX and
   turning its results into report entries;
 * :mod:`~reelrec.validation.report`: :class:`ValidationReport`, where reports live, reading them;
-* :mod:`~reelrec.validation.validate`: validating tables and suites, :func:`check`, :func:`gate`.
+* :mod:`~reelrec.validation.validate`: validating tables and suites, :func:`check`, :func:`gate`;
+* :mod:`~reelrec.validation.data_docs` (with :mod:`~reelrec.validation.gx_views`): every suite
+  run rendered by GX's own Data Docs site under ``runs/data_docs/``, linked from a failed gate's
+  message and from the nightly report.
 
 ``great_expectations`` is imported lazily, so importing this package stays cheap.
 """

@@ -19,6 +19,8 @@ from reelrec.validation.failures import failure_entry, outcome_entry
 from reelrec.validation.report import SAMPLE_ROWS
 
 if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.expectations.expectation import Expectation
 
 
@@ -41,7 +43,11 @@ class BatchOutcome:
 
 
 class Runner:
-    """One ephemeral GX context with one pandas batch definition, shared by a suite's tables."""
+    """One ephemeral GX context with one pandas batch definition, shared by a suite's tables.
+
+    Every run's suite and result are kept in :attr:`validated` until the Data Docs take them
+    (:func:`reelrec.validation.data_docs.publish`).
+    """
 
     def __init__(self) -> None:
         import great_expectations as gx
@@ -52,6 +58,7 @@ class Runner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = self.context.data_sources.add_pandas("reelrec_lake").add_dataframe_asset("partition")
         self.batch = asset.add_batch_definition_whole_dataframe("whole_partition")
+        self.validated: list[tuple[ExpectationSuite, ExpectationSuiteValidationResult]] = []
 
     def run(self, name: str, expectations: list[Expectation], frame: Any) -> Any:
         """Validate the pandas ``frame`` against ``expectations`` as suite ``name``; GX's result."""
@@ -59,10 +66,12 @@ class Runner:
         definition = self.context.validation_definitions.add(
             self._gx.ValidationDefinition(name=name, data=self.batch, suite=suite)
         )
-        return definition.run(
+        result = definition.run(
             batch_parameters={"dataframe": frame},
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS},
         )
+        self.validated.append((suite, result))
+        return result
 
     def run_batches(self, name: str, table: Table, batches: Sequence[Batch]) -> BatchOutcome:
         """Validate each batch as ``name + batch.suffix`` and gather the table's outcome."""

@@ -3,7 +3,9 @@
 Every table's outcome is written as a :class:`~reelrec.validation.report.ValidationReport` (see
 :func:`~reelrec.validation.report.report_path`); a missing table or an empty partition is a
 failed report, not an exception. :func:`check` and :func:`gate` turn failed reports into a
-:class:`~reelrec.validation.report.ValidationError` naming tables, rules and rows.
+:class:`~reelrec.validation.report.ValidationError` naming tables, rules and rows, and pointing at
+the tables' pages in GX's Data Docs site (:mod:`~reelrec.validation.data_docs`), rebuilt after every
+suite run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from reelrec import lake
 from reelrec.catalog import Table
 from reelrec.dates import add_days
 from reelrec.settings import Settings
+from reelrec.validation.data_docs import docs_lines, publish, validate_absent
 from reelrec.validation.failures import absent_entry
 from reelrec.validation.output_facts import OutputFacts, load_output_facts
 from reelrec.validation.outputs import OUTPUTS, checked_versions, output_checks
@@ -118,6 +121,11 @@ def _validate(
     return report, runner
 
 
+def _unseen_by_gx(report: ValidationReport) -> bool:
+    """Whether GX never looked at the partition (missing table, missing or empty partition)."""
+    return report.evaluated == 0 or [f["expectation"] for f in report.failed] == ["partition_present"]
+
+
 def validate_table(
     table_name: str,
     date: str,
@@ -137,7 +145,8 @@ def validate_table(
         volume_factor: allowed day-over-day row count ratio (``None``: only "not empty").
 
     Returns:
-        The report, also written to :func:`~reelrec.validation.report.report_path`.
+        The report, also written to :func:`~reelrec.validation.report.report_path`. One table alone
+        is not a suite run: the Data Docs keep the table's page of the last :func:`validate_suite`.
     """
     suite = suite or suite_of(table_name)
     table = suite_table(suite, table_name)
@@ -152,7 +161,10 @@ def validate_suite(
     settings: Settings,
     volume_factor: float | None = DEFAULT_VOLUME_FACTOR,
 ) -> list[ValidationReport]:
-    """Validate every table of ``suite`` for ``date`` with one GX context; one report per table."""
+    """Validate every table of ``suite`` for ``date`` with one GX context; one report per table.
+
+    The Data Docs site (:func:`~reelrec.validation.data_docs.publish`) is rebuilt with the results.
+    """
     tables = get_suite(suite).tables
     facts = load_output_facts(date, settings) if suite == OUTPUTS else None
     runner: Runner | None = None
@@ -160,6 +172,11 @@ def validate_suite(
     for table in tables:
         report, runner = _validate(runner, suite, table, date, settings, volume_factor, facts)
         reports.append(report)
+        if _unseen_by_gx(report):  # let GX see the absence too, so the Data Docs show the table
+            runner = runner or Runner()
+            validate_absent(runner, f"{suite}.{table.name}.{date}", table, allowed_empty=report.success)
+    if runner is not None:
+        publish(runner, date, settings)
     return reports
 
 
@@ -176,7 +193,8 @@ def check(
 
     Raises:
         ValidationError: naming the suite, date, each failing table, each failed expectation with
-            its column and up to :data:`~reelrec.validation.report.SAMPLE_ROWS` offending rows.
+            its column and up to :data:`~reelrec.validation.report.SAMPLE_ROWS` offending rows,
+            then the Data Docs site and each failing table's page in it.
     """
     reports = validate_suite(suite, date, settings, volume_factor)
     bad = [r for r in reports if not r.success]
@@ -185,7 +203,8 @@ def check(
             f"validation suite {suite!r} failed for dt={date}: "
             f"{len(bad)} of {len(reports)} table(s) failed ({', '.join(r.table for r in bad)})"
         )
-        raise ValidationError("\n".join([head, *(r.describe() for r in bad)]), reports)
+        docs = docs_lines(date, settings, [(suite, r.table) for r in bad])
+        raise ValidationError("\n".join([head, *(r.describe() for r in bad), *docs]), reports)
     return reports
 
 

@@ -59,17 +59,18 @@ def run_nights(
     as_json: bool = False,
     inline: bool = False,
     conf: dict[str, Any] | None = None,
+    quiet: bool = False,
 ) -> int:
     """Run the nightly DAG for each date in order; stop at the first failure.
 
     Through the scheduler of the profile's stack (started or reused) by default; ``inline`` runs each
     night in one process with ``airflow dags test`` instead (for debugging). ``conf`` holds the
-    runs' params (``{"force_publish": True}``).
+    runs' params (``{"force_publish": True}``); ``quiet`` prints each night's outcome and errors only.
     """
     if not inline:
         from reelrec.nights import run_scheduled
 
-        return run_scheduled(dates, settings, as_json=as_json, conf=conf)
+        return run_scheduled(dates, settings, as_json=as_json, conf=conf, quiet=quiet)
     return _run_inline(dates, settings, as_json, conf)
 
 
@@ -125,12 +126,39 @@ def _locked(settings: Settings, command: str, dates: list[str], run: Callable[[]
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     conf = {"force_publish": True} if args.force_publish else None
     dates = _dates(args.date, args.to)
+    if not _drops_landed(dates, settings):
+        return 1
     return _locked(
         settings,
         "run",
         dates,
-        lambda: run_nights(dates, settings, as_json=args.json, inline=args.inline, conf=conf),
+        lambda: run_nights(
+            dates, settings, as_json=args.json, inline=args.inline, conf=conf, quiet=args.quiet
+        ),
     )
+
+
+def _drops_landed(dates: list[str], settings: Settings) -> bool:
+    """Whether every night's landing drops are complete; if not, say which and what to run, at once.
+
+    A manual night checks its drops once and fails at ``check_landing`` (the DAG's rule); saying so
+    before the stack starts spares a minute and names the next step.
+    """
+    from reelrec.landing import format_missing, missing_drops
+
+    incomplete = {date: missing for date in dates if (missing := missing_drops(date, settings))}
+    for date, missing in incomplete.items():
+        print(f"[reelrec] cannot run dt={date}: {format_missing(date, missing)}", file=sys.stderr)
+    if incomplete:
+        first, last = dates[0], dates[-1]
+        print(
+            "[reelrec] next: land those drops (data files, then the _SUCCESS marker), or write a "
+            f"synthetic world for these dates: .venv/bin/reelrec generate --preset tiny --start {first} "
+            f"--days {len(dates)}; then .venv/bin/reelrec run --date {first}"
+            + (f" --to {last}" if last != first else ""),
+            file=sys.stderr,
+        )
+    return not incomplete
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,7 +241,10 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         facts = gate(args.suite, args.date, settings)
     except ValidationError as err:
+        from reelrec.nights import next_step
+
         print(str(err), file=sys.stderr)
+        print(f"[reelrec] next: {next_step(f'validate_{args.suite}', args.date)}", file=sys.stderr)
         return 1
     print(json.dumps(facts, indent=2, default=str))
     return 0
@@ -331,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the nightly DAG through the Airflow scheduler for each date in order")
     p.add_argument("--date", type=cli_date, required=True)
     p.add_argument("--to", type=cli_date, default=None, help="last date (inclusive)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the nights' summaries as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress: each night's outcome and errors only")
     p.add_argument(
         "--inline", action="store_true", help="one process per night (airflow dags test), to debug"
     )

@@ -124,3 +124,22 @@ Where to look (REELREC_HOME={settings.home}):
   a night again      .venv/bin/reelrec run --date {date}   (--inline: in one process, to debug)
   one job alone      .venv/bin/python -m models.score --date {date}"""
     )
+    _open_next(date, settings, user)
+
+
+def _open_next(date: str, settings: Settings, user: str | None) -> None:
+    """The last lines of the demo: the night's report, the UI and one user's list."""
+    from reelrec.airflow_local import api_url
+    from reelrec.report_html import REPORT_FILE, write_report
+
+    report, index = settings.run_dir(date) / REPORT_FILE, settings.runs / "index.html"
+    if not report.exists():  # the DAG's report task writes it; a night without one gets it here
+        write_report(date, settings)
+    print(
+        f"""
+[reelrec] open next:
+  the nightly report   {report}
+                       (every night: {index}; .venv/bin/reelrec report --date {date} --open)
+  the Airflow UI       .venv/bin/reelrec ui   then {api_url(settings)}/dags/reelrec_nightly
+  one user's list      .venv/bin/reelrec recommend --user {user or "u000001"} --k 10"""
+    )

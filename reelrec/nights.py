@@ -73,8 +73,11 @@ def follow(
     run_id: str,
     echo: Callable[[str], None],
     timeout_s: float = NIGHT_TIMEOUT_S,
+    on_state: Callable[[str, str | None], None] | None = None,
 ) -> NightOutcome:
     """Print each task of ``run_id`` as it changes state until the run finishes.
+
+    ``on_state(task_id, state)`` is called with each change too (the progress bar counts them).
 
     Raises:
         TimeoutError: when the run has not finished after ``timeout_s``.
@@ -87,6 +90,8 @@ def follow(
         for ti in sorted(tis, key=lambda t: (t.get("start_date") or "", t["task_id"])):
             if seen.get(ti["task_id"]) != ti["state"] and (ti["state"] or ti["task_id"] in seen):
                 seen[ti["task_id"]] = ti["state"]
+                if on_state is not None:
+                    on_state(ti["task_id"], ti["state"])
                 took = f" ({ti['duration']:.1f}s)" if ti.get("duration") is not None else ""
                 echo(f"  {time.monotonic() - began:6.1f}s  {ti['task_id']:<22} {ti['state'] or 'none'}{took}")
         if run["state"] in FINISHED:
@@ -137,8 +142,13 @@ def run_scheduled(
     as_json: bool = False,
     stack: Sequence[Component] | None = None,
     conf: dict[str, Any] | None = None,
+    quiet: bool = False,
 ) -> int:
     """Run the nightly DAG for each date, in order, through the scheduler; stop at the first failure.
+
+    Progress: each task as it changes state, and on a terminal a progress bar of the nights and of
+    the night's tasks (:class:`Progress`); after each night its rows per table. ``quiet`` prints
+    each night's outcome and the errors only; ``as_json`` moves the progress to stderr.
 
     Args:
         dates: logical dates, run one at a time in this order.
@@ -146,6 +156,7 @@ def run_scheduled(
         as_json: print the per-night summaries as JSON (progress then goes to stderr).
         stack: the components to use (default: the profile's); tests pass their own ports.
         conf: the runs' params (``{"force_publish": True}``); see :meth:`AirflowApi.start_night`.
+        quiet: no progress lines.
 
     Returns:
         0 when every night succeeded, 1 otherwise.
@@ -155,8 +166,12 @@ def run_scheduled(
     from reelrec.airflow_local import task_instances
     from reelrec.report import format_night, night_summary
 
+    out = sys.stderr if as_json else sys.stdout
+    bar = Progress(len(dates), enabled=not quiet and out.isatty())
+
     def echo(line: str) -> None:
-        print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
+        if not quiet:
+            bar.print(line, out)
 
     echo(f"[reelrec] Airflow UI: {api_url(settings)}/dags/{DAG_ID}  (profile {settings.profile})")
     began = time.monotonic()
@@ -176,12 +191,15 @@ def run_scheduled(
             run_id, reused = api.start_night(DAG_ID, date, conf)
             again = " (cleared and rerun)" if reused else ""
             echo(f"[reelrec] dt={date}: run {run_id}{again}  {run_url(settings, run_id)}")
-            outcome = follow(api, settings, run_id, echo)
+            bar.night(date)
+            outcome = follow(api, settings, run_id, echo, on_state=bar.task)
             log = gather_logs(settings, date, run_id, outcome.tasks)
             summary = night_summary(date, settings, task_instances(date, settings))
             summary["wall_seconds"] = round(outcome.seconds, 1)
             summaries.append(summary)
-            if not as_json:
+            if quiet:
+                print(f"[reelrec] dt={date}: {outcome.state} in {outcome.seconds:.1f}s", file=out, flush=True)
+            elif not as_json:
                 echo(format_night(summary))
                 echo(f"  wall time: {outcome.seconds:.1f}s   task logs: {log}")
             if not outcome.succeeded:
@@ -189,6 +207,7 @@ def run_scheduled(
                 break
     finally:
         api.close()
+        bar.close()
     if as_json:
         print(json.dumps(summaries, indent=2, default=str))
     return 0 if all(s["completed"] for s in summaries) and len(summaries) == len(dates) else 1
@@ -208,3 +227,76 @@ def _report_failure(outcome: NightOutcome, settings: Settings) -> None:
         )
         for line in [line for line in lines if "rror" in line][-6:]:
             print(f"    {line[:400]}", file=sys.stderr)
+        print(f"  next: {next_step(ti['task_id'], outcome.date)}", file=sys.stderr)
+
+
+def next_step(task_id: str, date: str) -> str:
+    """What a person runs after ``task_id`` failed on night ``date``."""
+    again = f".venv/bin/reelrec run --date {date}"
+    if task_id == "check_landing":
+        return (
+            f"land the drops named above (data files, then _SUCCESS), or write a synthetic world: "
+            f".venv/bin/reelrec generate --start {date} --days 1; then {again}"
+        )
+    if task_id.startswith("validate_"):
+        suite = task_id.removeprefix("validate_")
+        return (
+            f"the {suite} suite failed on the rows named above (their Data Docs page is linked in the "
+            f"error); fix the data upstream, check again with .venv/bin/reelrec validate --suite {suite} "
+            f"--date {date}, then {again}"
+        )
+    return (
+        f"read the log above, fix the cause, then {again} (one job alone: python -m <module> --date {date})"
+    )
+
+
+class Progress:
+    """A progress bar (``rich``) of the nights and of the current night's tasks, on a terminal only.
+
+    Lines printed through :meth:`print` appear above the bars; elsewhere (a pipe, a log file, CI)
+    nothing but those lines is written.
+    """
+
+    FINAL = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+    def __init__(self, nights: int, enabled: bool) -> None:
+        self.bar: Any = None
+        self.done: set[str] = set()
+        self.started = 0
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        )
+        self.nights = self.bar.add_task("nights", total=nights)
+        self.tasks = self.bar.add_task("tasks", total=None)
+        self.bar.start()
+
+    def print(self, line: str, out: Any) -> None:
+        if self.bar is None:
+            print(line, file=out, flush=True)
+        else:
+            self.bar.console.print(line, markup=False, highlight=False)
+
+    def night(self, date: str) -> None:
+        """A new night starts: the one before it is done."""
+        if self.bar is not None:
+            if self.started:
+                self.bar.advance(self.nights)
+            self.started += 1
+            self.done = set()
+            self.bar.reset(self.tasks, description=f"dt={date} tasks", total=None)
+
+    def task(self, task_id: str, state: str | None) -> None:
+        if self.bar is not None and state in self.FINAL and task_id not in self.done:
+            self.done.add(task_id)
+            self.bar.update(self.tasks, completed=len(self.done))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            if self.started:
+                self.bar.advance(self.nights)
+            self.bar.stop()

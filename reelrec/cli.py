@@ -346,19 +346,8 @@ def _demo(args: argparse.Namespace, settings: Settings, dates: list[str], genera
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reelrec", description=__doc__.split("\n")[0])
-    parser.add_argument("--home", default=None, help="REELREC_HOME (default: env or ./.reelrec)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("generate", help="write a synthetic short-video world into the landing zone")
-    p.add_argument("--preset", choices=["tiny", "small", "medium"], default="tiny")
-    p.add_argument("--start", type=cli_date, required=True)
-    p.add_argument("--days", type=int, default=1)
-    p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=cmd_generate)
-
+def _add_run_parser(sub: Any) -> None:
+    """``reelrec run --date D [--to D2] [--json|--quiet] [--inline] [--force-publish]``."""
     p = sub.add_parser("run", help="run the nightly DAG through the Airflow scheduler for each date in order")
     p.add_argument("--date", type=cli_date, required=True)
     p.add_argument("--to", type=cli_date, default=None, help="last date (inclusive)")
@@ -373,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish even when the promotion gate would hold a night (recorded as forced)",
     )
     p.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelrec", description=__doc__.split("\n")[0])
+    parser.add_argument("--home", default=None, help="REELREC_HOME (default: env or ./.reelrec)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write a synthetic short-video world into the landing zone")
+    p.add_argument("--preset", choices=["tiny", "small", "medium"], default="tiny")
+    p.add_argument("--start", type=cli_date, required=True)
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_generate)
+
+    _add_run_parser(sub)
 
     p = sub.add_parser("summary", help="rows, quarantine, validation and task times of past nights")
     p.add_argument("--date", type=cli_date, required=True)

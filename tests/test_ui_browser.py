@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 import pytest
 
 from reelrec.settings import Settings
+from tests.test_end_to_end import MODEL_TASKS
+from tests.test_scheduler_path import _env, _free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -37,38 +38,9 @@ D1, D2 = "2026-11-01", "2026-11-02"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("REELREC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-# What a first night leaves skipped: nothing to train on yet (see the DAG's doc).
-MODEL_PLANE_SKIPPED = (
-    "training_set",
-    "train",
-    "train_ranker",
-    "evaluate",
-    "gate",
-    "score",
-    "validate_outputs",
-    "publish",
-)
+# What a first night leaves skipped (nothing to train on yet): the model tasks of tests/test_end_to_end.py.
+MODEL_PLANE_SKIPPED = MODEL_TASKS
 WAIT_S = 90.0  # a page or a run state; the machine may be busy with other tests
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:

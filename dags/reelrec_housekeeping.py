@@ -29,36 +29,18 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, BaseSensorOperator, dag, task
 
+from reelrec.airflow_tasks import call as _call
+from reelrec.airflow_tasks import default_args
+
 # Updated by reelrec_nightly's record_run at the end of every recorded night (dags/reelrec_nightly.py).
 RUN_MANIFEST = Asset("reelrec://runs/manifest")
 HOUSEKEEPING = Asset("reelrec://runs/housekeeping")
 
 Facts = dict[str, Any]
 
-RETRY_DELAY = pendulum.duration(seconds=float(os.environ.get("REELREC_RETRY_DELAY_S", "120")))
 WAIT_POKE = pendulum.duration(seconds=float(os.environ.get("REELREC_HOUSEKEEPING_POKE_S", "300")))
 WAIT_TIMEOUT = pendulum.duration(hours=12)
 STEP_TIMEOUT = pendulum.duration(minutes=30)
-
-
-def _call(entry: str, *args: Any) -> Any:
-    """Import ``module:function`` lazily and call it with ``*args`` and the settings from the environment.
-
-    Bad data fails the task at once; anything else (the run lock held, a night started meanwhile,
-    Redis away) is retried.
-    """
-    import importlib
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from reelrec.errors import DataError
-    from reelrec.settings import Settings
-
-    module, function = entry.split(":")
-    try:
-        return getattr(importlib.import_module(module), function)(*args, Settings.from_env())
-    except DataError as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
 
 
 class NightsDoneSensor(BaseSensorOperator):
@@ -119,13 +101,7 @@ def record(lake: Facts, models: Facts, online: Facts, airflow: Facts) -> str | N
     catchup=False,
     max_active_runs=1,
     tags=["reelrec", "housekeeping"],
-    default_args={
-        "owner": "reelrec",
-        "retries": 3,
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": pendulum.duration(minutes=15),
-    },
+    default_args=default_args(),
     doc_md=__doc__,
 )
 def reelrec_housekeeping() -> None:

@@ -76,6 +76,9 @@ from airflow.sdk import (
     task,
 )
 
+from reelrec.airflow_tasks import call as _call
+from reelrec.airflow_tasks import default_args
+
 BRONZE = [
     Asset(f"reelrec://lake/bronze/{name}") for name in ("events", "videos", "users", "creators", "follows")
 ]
@@ -97,7 +100,6 @@ REPORT = Asset("reelrec://runs/report")
 
 Facts = dict[str, Any]
 
-RETRY_DELAY = pendulum.duration(seconds=float(os.environ.get("REELREC_RETRY_DELAY_S", "120")))
 LANDING_POKE = pendulum.duration(seconds=float(os.environ.get("REELREC_LANDING_POKE_S", "300")))
 LANDING_TIMEOUT = pendulum.duration(seconds=float(os.environ.get("REELREC_LANDING_TIMEOUT_S", str(6 * 3600))))
 # execution_timeout per task, in minutes. Measured on `small` nights (README "Measured": max
@@ -132,28 +134,6 @@ TIMEOUT_MIN: dict[str, int] = {
 
 def _limit(task_id: str) -> Any:
     return pendulum.duration(minutes=TIMEOUT_MIN[task_id])
-
-
-def _call(entry: str, *args: Any) -> Any:
-    """Import ``module:function`` lazily, call it with ``*args`` and the settings from the environment.
-
-    Bad data (:class:`reelrec.errors.DataError`) fails the task at once: retrying cannot fix it.
-    Nothing to do yet (:class:`reelrec.errors.NothingToDoError`) skips it and its downstream tasks.
-    """
-    import importlib
-
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-    from reelrec.errors import DataError, NothingToDoError
-    from reelrec.settings import Settings
-
-    module, function = entry.split(":")
-    try:
-        return getattr(importlib.import_module(module), function)(*args, Settings.from_env())
-    except DataError as err:
-        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
-    except NothingToDoError as err:
-        raise AirflowSkipException(f"{type(err).__name__}: {err}") from err
 
 
 def _night(context: Any = None) -> str:
@@ -422,13 +402,7 @@ def report() -> Facts:
     catchup=False,
     max_active_runs=1,
     tags=["reelrec", "nightly", "data-plane", "model-plane"],
-    default_args={
-        "owner": "reelrec",
-        "retries": 3,
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": pendulum.duration(minutes=15),
-    },
+    default_args=default_args(),
     params={
         "date": Param(None, type=["null", "string"], format="date", description="override D (YYYY-MM-DD)"),
         "force_publish": Param(

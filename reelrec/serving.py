@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from reelrec import catalog
 from reelrec.catalog import DEFAULT_LIST_KEY, GENERATED_AT, MODEL_VERSION, USER_ID
+from reelrec.online_expiry import expired as list_expired
 from reelrec.online_expiry import max_age as max_list_age
 from reelrec.settings import Settings
 
@@ -259,9 +260,9 @@ def _assemble(
     recs = [_stored_list(user_id, columns, i, present[i], k) for i, user_id in enumerate(user_ids[:n])]
     expired: dict[int, str] = {}
     if default is not None:  # a list much older than the night's default list is not served
-        newest, age = _instant(default["generated_at"]), max_list_age()
+        age = max_list_age()
         for i, rec in enumerate(recs):
-            if rec is not None and newest - _instant(rec["generated_at"]) > age:
+            if rec is not None and list_expired(rec["generated_at"], default["generated_at"], age):
                 expired[i], recs[i] = rec["model_version"], None
     _with_items([rec for rec in recs if rec is not None], default)
     return [
@@ -272,12 +273,6 @@ def _assemble(
         else fallback(user_id, default) | ({"expired": expired[i]} if i in expired else {})
         for i, (user_id, rec) in enumerate(zip(user_ids[:n], recs, strict=True))
     ]
-
-
-@functools.lru_cache(maxsize=64)
-def _instant(iso: str) -> datetime:
-    """A result's ``generated_at`` as a datetime (a night's lists share a few values: cached)."""
-    return datetime.fromisoformat(iso)
 
 
 def recommend(

@@ -25,6 +25,10 @@ Variables (default in the embedded profile; in the production profile where it d
 - ``REELREC_AIRFLOW_EXECUTOR`` (``LocalExecutor``; production ``CeleryExecutor``).
 - ``REELREC_CELERY_BROKER_URL`` (``redis://127.0.0.1:6379/1``): Celery broker (production).
 - ``REELREC_UI_PORT`` (``8080``): Airflow API server and UI, on 127.0.0.1.
+- ``REELREC_SPARK_CONNECT_PORT`` (``15002``), ``REELREC_SPARK_MASTER_UI_PORT`` (``8081``),
+  ``REELREC_SPARK_WORKER_UI_PORT`` (``8082``): the Spark components' ports (read by
+  :class:`reelrec.spark_cluster.SparkPorts`); with ``REELREC_UI_PORT`` they let two homes' stacks run
+  side by side on one machine.
 - ``REELREC_SCORING_ENGINE`` (``local``; production ``auto``): where exact top-k scoring runs:
   ``local`` (one process), ``spark`` (a Spark job partitioned by users) or ``auto`` (Spark from
   ``REELREC_SPARK_SCORING_MIN_USERS`` users on).

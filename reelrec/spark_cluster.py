@@ -21,7 +21,7 @@ import importlib.util
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -50,11 +50,24 @@ class SparkPorts:
         master_ui: the standalone master's web UI; its JSON status is ``http://127.0.0.1:<port>/json``.
         worker_ui: the worker's web UI.
         connect: the Spark Connect server's gRPC port (``sc://127.0.0.1:<port>``).
+
+    Defaults 8081, 8082 and 15002, or ``REELREC_SPARK_MASTER_UI_PORT``, ``REELREC_SPARK_WORKER_UI_PORT``
+    and ``REELREC_SPARK_CONNECT_PORT`` (the standalone master's own port is in ``SPARK_MASTER``).
     """
 
-    master_ui: int = 8081
-    worker_ui: int = 8082
-    connect: int = 15002
+    master_ui: int = field(default_factory=lambda: _port("REELREC_SPARK_MASTER_UI_PORT", 8081))
+    worker_ui: int = field(default_factory=lambda: _port("REELREC_SPARK_WORKER_UI_PORT", 8082))
+    connect: int = field(default_factory=lambda: _port("REELREC_SPARK_CONNECT_PORT", 15002))
+
+
+def _port(variable: str, default: int) -> int:
+    """A port from the environment (two homes' stacks on one machine), or its default."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{variable}={value!r} is not a TCP port (1-65535)")
+    return int(value)
 
 
 def connect_url(ports: SparkPorts | None = None) -> str:

@@ -127,6 +127,15 @@ def _describe(pid: int) -> str:
     return f"pid {pid} ({cmdline.strip()[:120]})"
 
 
+# The variable that moves each component's port (the standalone master's own port is in SPARK_MASTER).
+PORT_VARIABLES = {
+    "airflow-api-server": "REELREC_UI_PORT",
+    "spark-connect": "REELREC_SPARK_CONNECT_PORT",
+    "spark-master": "SPARK_MASTER, REELREC_SPARK_MASTER_UI_PORT",
+    "spark-worker": "REELREC_SPARK_WORKER_UI_PORT",
+}
+
+
 def check_ports_free(component: Component) -> None:
     """Raise :class:`ServiceError` naming the port, the component and (if visible) the owner's pid when
     one of ``component``'s ports is taken."""
@@ -134,9 +143,10 @@ def check_ports_free(component: Component) -> None:
         if port_accepts(port):
             owner = port_owner(port)
             held = f" by {_describe(owner)}" if owner else " by another process"
+            variable = PORT_VARIABLES.get(component.name, "REELREC_UI_PORT")
             raise ServiceError(
                 f"port {port} of {component.name} on {HOST} is already taken{held}; "
-                "stop that process or move reelrec to other ports (e.g. REELREC_UI_PORT)"
+                f"stop that process or move reelrec to other ports (e.g. {variable})"
             )
 
 

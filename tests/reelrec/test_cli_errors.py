@@ -63,7 +63,15 @@ def test_a_busy_port_names_port_owner_and_what_to_change(settings: Settings) -> 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {**os.environ, "REELREC_HOME": str(settings.home), "REELREC_UI_PORT": str(port)}
+        with socket.socket() as free:  # the Spark Connect server starts first: on a port of its own
+            free.bind(("127.0.0.1", 0))
+            connect = str(free.getsockname()[1])
+        env = {
+            **os.environ,
+            "REELREC_HOME": str(settings.home),
+            "REELREC_UI_PORT": str(port),
+            "REELREC_SPARK_CONNECT_PORT": connect,
+        }
         done = subprocess.run(
             [str(BIN / "reelrec"), "ui"], env=env, capture_output=True, text=True, timeout=300
         )

@@ -24,12 +24,19 @@ from reelrec.spark_cluster import (
 
 
 def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str, **env: str) -> Settings:
-    for name in ("SPARK_MASTER", "REELREC_SPARK_REMOTE"):
+    for name in ("SPARK_MASTER", "REELREC_SPARK_REMOTE", *PORT_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REELREC_PROFILE", profile)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return Settings.from_env(tmp_path / "home")
+
+
+PORT_VARIABLES = (
+    "REELREC_SPARK_CONNECT_PORT",
+    "REELREC_SPARK_MASTER_UI_PORT",
+    "REELREC_SPARK_WORKER_UI_PORT",
+)
 
 
 def _conf(argv: tuple[str, ...]) -> dict[str, str]:
@@ -39,6 +46,31 @@ def _conf(argv: tuple[str, ...]) -> dict[str, str]:
 
 def _option(argv: tuple[str, ...], name: str) -> str:
     return argv[argv.index(name) + 1]
+
+
+def test_ports_move_by_environment_so_two_homes_run_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(
+        tmp_path,
+        monkeypatch,
+        "production",
+        SPARK_MASTER="spark://127.0.0.1:17077",
+        REELREC_SPARK_CONNECT_PORT="15012",
+        REELREC_SPARK_MASTER_UI_PORT="18091",
+        REELREC_SPARK_WORKER_UI_PORT="18092",
+    )
+
+    master, worker, connect = spark_components(settings)
+
+    assert master.ports == (17077, 18091) and master.ready_url == "http://127.0.0.1:18091/json"
+    assert _option(worker.argv, "--webui-port") == "18092"
+    assert connect.ports == (15012,)
+    assert _conf(connect.argv)["spark.connect.grpc.binding.port"] == "15012"
+    assert connect_url() == "sc://127.0.0.1:15012"
+    monkeypatch.setenv("REELREC_SPARK_CONNECT_PORT", "../15002")
+    with pytest.raises(ValueError, match="REELREC_SPARK_CONNECT_PORT='../15002' is not a TCP port"):
+        SparkPorts()
 
 
 def test_embedded_profile_runs_one_connect_server_in_local_mode(

@@ -17,7 +17,10 @@ One module-scoped home per store goes through: dry run (nothing changes), housek
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -373,41 +376,80 @@ def test_refuses_while_airflow_shows_a_running_night(tmp_path: Path) -> None:
     assert lake_step(settings, RETENTION)["tables"] == {}
 
 
-@pytest.mark.airflow
-def test_airflow_metadata_and_task_logs_past_the_retention_are_removed(tmp_path: Path) -> None:
-    import os
-    import sqlite3
-
+@contextlib.contextmanager
+def _airflow_metadata(kind: str, home: Path) -> Iterator[Settings]:
+    """A real, migrated Airflow metadata database of ``kind``: the embedded SQLite file, or (production
+    profile) a Postgres database of its own, dropped afterwards."""
     from reelrec.airflow_local import ensure_db
+
+    if kind == "sqlite":
+        settings = Settings.from_env(home)
+        ensure_db(settings)
+        yield settings
+        return
+    from reelrec.services.engines import create_database, drop_database
+
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/reelrec_hk_airflow_{uuid.uuid4().hex[:8]}"
+    create_database(url)
+    try:
+        settings = dataclasses.replace(Settings.from_env(home), airflow_db_url=url)
+        ensure_db(settings)
+        yield settings
+    finally:
+        drop_database(url)
+
+
+def _sql(
+    settings: Settings, statement: str, params: dict[str, Any] | list[dict[str, Any]] | None = None
+) -> list[Any]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(settings.airflow_db)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sqlalchemy.text(statement), params or {})
+            return list(result.fetchall()) if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("metadata", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def test_airflow_metadata_and_task_logs_past_the_retention_are_removed(tmp_path: Path, metadata: str) -> None:
+    import os
+
     from reelrec.housekeeping_airflow import clean_airflow
 
-    settings = Settings.from_env(tmp_path / "home")
-    ensure_db(settings)  # a real, migrated metadata database (SQLite)
-    with sqlite3.connect(settings.airflow_db.removeprefix("sqlite:///")) as conn:  # two old audit rows
-        conn.executemany(
-            "INSERT INTO log (dttm, event, owner) VALUES (?, 'trigger', 'reelrec')",
-            [("2026-01-01 00:00:00",), ("2026-01-02 00:00:00",)],
+    with _airflow_metadata(metadata, tmp_path / "home") as settings:
+        _sql(  # two old audit rows
+            settings,
+            "INSERT INTO log (dttm, event, owner) VALUES (:dttm, 'trigger', 'reelrec')",
+            [{"dttm": datetime(2026, 1, 1, tzinfo=UTC)}, {"dttm": datetime(2026, 1, 2, tzinfo=UTC)}],
         )
-    logs = settings.airflow_home / "logs" / "dag_id=reelrec_nightly"
-    old, new = logs / "run_id=old" / "attempt=1.log", logs / "run_id=new" / "attempt=1.log"
-    for path in (old, new):
-        path.parent.mkdir(parents=True)
-        path.write_text("log line\n")
-    month_ago = (datetime.now(UTC) - timedelta(days=31)).timestamp()
-    os.utime(old, (month_ago, month_ago))
+        logs = settings.airflow_home / "logs" / "dag_id=reelrec_nightly"
+        old, new = logs / "run_id=old" / "attempt=1.log", logs / "run_id=new" / "attempt=1.log"
+        for path in (old, new):
+            path.parent.mkdir(parents=True)
+            path.write_text("log line\n")
+        month_ago = (datetime.now(UTC) - timedelta(days=31)).timestamp()
+        os.utime(old, (month_ago, month_ago))
 
-    dry = clean_airflow(settings, 30, dry_run=True)
-    assert dry["logs"] == {"files": 1, "bytes": 9} and dry["metadata"]["rows"] == {"log": 2}
-    assert old.exists()
-    report = clean_airflow(settings, 30, dry_run=False)
-    assert report["logs"] == {"files": 1, "bytes": 9} and report["metadata"]["rows"] == {"log": 2}
-    assert not old.parent.exists() and new.exists()
-    with sqlite3.connect(settings.airflow_db.removeprefix("sqlite:///")) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM log WHERE dttm < '2026-02-01'").fetchone() == (0,)
-        archives = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '_airflow_deleted%'")
-        assert archives.fetchall() == []  # --skip-archive: the rows are gone, not moved
-    again = clean_airflow(settings, 30, dry_run=False)
-    assert again["logs"] == {"files": 0, "bytes": 0} and again["metadata"]["rows"] == {}
+        dry = clean_airflow(settings, 30, dry_run=True)
+        assert dry["logs"] == {"files": 1, "bytes": 9} and dry["metadata"]["rows"] == {"log": 2}
+        assert old.exists()
+        report = clean_airflow(settings, 30, dry_run=False)
+        assert report["logs"] == {"files": 1, "bytes": 9} and report["metadata"]["rows"] == {"log": 2}
+        assert not old.parent.exists() and new.exists()
+        cutoff = {"cutoff": datetime(2026, 2, 1, tzinfo=UTC)}
+        assert _sql(settings, "SELECT COUNT(*) FROM log WHERE dttm < :cutoff", cutoff) == [(0,)]
+        archives = (
+            "SELECT name FROM sqlite_master WHERE name LIKE '_airflow_deleted%'"
+            if metadata == "sqlite"
+            else "SELECT tablename FROM pg_tables WHERE tablename LIKE '_airflow_deleted%'"
+        )
+        assert _sql(settings, archives) == []  # --skip-archive: the rows are gone, not moved
+        again = clean_airflow(settings, 30, dry_run=False)
+        assert again["logs"] == {"files": 0, "bytes": 0} and again["metadata"]["rows"] == {}
 
 
 def test_an_empty_write_commits_only_when_it_empties_a_partition(tmp_path: Path) -> None:

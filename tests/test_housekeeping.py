@@ -336,6 +336,57 @@ def test_rollback_to_a_kept_release_works_and_to_a_vacuumed_version_names_it(hom
     assert all(facts["tables"][t.name]["rows"] for t in GOLD_TABLES)
 
 
+# ------------------------------------------------------------------------------ the DAG, in Airflow
+@pytest.mark.airflow
+@pytest.mark.parametrize("store", STORES)
+def test_the_dag_runs_every_step_in_airflow_as_the_shell_command_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """``reelrec_housekeeping`` run by Airflow (``airflow dags test``): each task hands off to its step,
+    with the retention of the environment, and together they do what ``housekeep`` does above."""
+    from reelrec.airflow_local import run_dag, task_instances
+
+    retention = {
+        "REELREC_KEEP_NIGHTS": "3",
+        "REELREC_KEEP_RELEASES": "2",
+        "REELREC_KEEP_MODEL_VERSIONS": "1",
+        "REELREC_ONLINE_MAX_AGE_DAYS": "2",
+        "REELREC_HOUSEKEEPING_POKE_S": "1",
+    }
+    for name, value in retention.items():
+        monkeypatch.setenv(name, value)
+    with online_store(tmp_path / "home", store) as settings:
+        monkeypatch.setenv("REELREC_FEAST_ENV", settings.feast_env)
+        build_nights(settings)
+        lake_before = fingerprint.lake_fingerprint(settings)
+
+        outcome = run_dag(D6, settings, dag_id="reelrec_housekeeping")
+
+        log = outcome.log_path.read_text(errors="replace")
+        assert outcome.succeeded, log[-4000:]
+        states = {t["task_id"]: t["state"] for t in task_instances(D6, settings, "reelrec_housekeeping")}
+        assert states == dict.fromkeys(
+            ["wait_for_nights", "lake", "models", "online", "airflow_metadata", "record"], "success"
+        ), states
+        [path] = sorted((settings.runs / "housekeeping").glob("*.json"))
+        record = json.loads(path.read_text())
+        assert record["retention"]["nights"] == 3 and record["retention"]["model_versions"] == 1
+        removed = [e["path"] for e in record["steps"]["models"]["two_tower"]["removed"]]
+        assert removed == sorted(
+            [*(model("two_tower", n) for n in (D1, D2, D3)), "two_tower_v1-2026-11-02-crashed"]
+        )
+        assert not (settings.models / "two_tower" / model("two_tower", D3)).exists()
+        views = record["steps"]["online"]["views"]
+        assert {v: f["users"] for v, f in views.items()} == {
+            "user_daily_candidates": 2,
+            "user_daily_embedding": 2,
+        }
+        assert fingerprint.lake_fingerprint(settings) == lake_before  # every table reads the same rows
+        assert readable(catalog.CANDIDATES, settings, 1) is None  # D2's first scoring was vacuumed
+        answers = {r["user_id"]: r for r in recommend(settings, sorted(SCORED))}
+        assert answers["u2"]["fallback"] is True and answers["u1"]["model_version"] == version(D6)
+
+
 # ------------------------------------------------------------------ the shell command and exclusion
 def test_cli_dry_run_and_refusal_while_the_home_is_locked(
     tmp_path: Path, capsys: pytest.CaptureFixture

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -455,5 +456,21 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args, Settings.from_env(args.home)))
 
 
+def entry() -> None:
+    """The ``reelrec`` console script: :func:`main`, then exit without the interpreter's teardown.
+
+    Once the command has returned (its locks released, files closed, output flushed here), the
+    native libraries loaded on the way (pyarrow, delta-rs, duckdb, grpc) are not given the chance to
+    abort the exit: one ``reelrec run`` whose night had succeeded was seen to die at teardown with
+    ``terminate called without an active exception`` (exit status 134), which a script or a
+    scheduler reads as a failed night. The exit status is the command's own.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -84,3 +84,24 @@ def test_a_busy_port_names_port_owner_and_what_to_change(settings: Settings) -> 
         assert "Traceback" not in done.stderr + done.stdout
     finally:
         subprocess.run([str(BIN / "reelrec"), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_the_console_script_exits_with_the_commands_status_and_all_its_output(tmp_path: Path) -> None:
+    """``reelrec`` (``reelrec.cli:entry``) skips the interpreter's teardown: what the command printed to a
+    pipe still arrives, and the exit status is the command's own (0, or 75 for a locked home)."""
+    from reelrec import run_lock
+
+    home = tmp_path / "home"
+    script = str(BIN / "reelrec")
+    done = subprocess.run(
+        [script, "--home", str(home), "housekeep", "--dry-run"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "would reclaim 0.00 MB" in done.stdout
+    with run_lock.hold(Settings.from_env(home), "run", [D]):
+        locked = subprocess.run(
+            [script, "--home", str(home), "housekeep"], capture_output=True, text=True, timeout=300
+        )
+    assert locked.returncode == run_lock.EXIT_LOCKED
+    assert "another run holds the run lock" in locked.stderr
+    assert Path(script).read_text().count("from reelrec.cli import entry") == 1

@@ -455,7 +455,9 @@ def _sql(
 ) -> list[Any]:
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(settings.airflow_db)
+    from reelrec.airflow_local import _engine
+
+    engine = _engine(settings)  # the engine reelrec reads the metadata with (UTC on Postgres)
     try:
         with engine.begin() as conn:
             result = conn.execute(sqlalchemy.text(statement), params or {})

@@ -17,6 +17,7 @@ import pytest
 from reelrec.cli import main
 from reelrec.settings import Settings
 from tests.reelrec.validation.test_bronze_and_features import D, events_rows, write_suite
+from tests.spark_server import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -63,14 +64,12 @@ def test_a_busy_port_names_port_owner_and_what_to_change(settings: Settings) -> 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with socket.socket() as free:  # the Spark Connect server starts first: on a port of its own
-            free.bind(("127.0.0.1", 0))
-            connect = str(free.getsockname()[1])
         env = {
             **os.environ,
             "REELREC_HOME": str(settings.home),
             "REELREC_UI_PORT": str(port),
-            "REELREC_SPARK_CONNECT_PORT": connect,
+            # The Spark Connect server starts first: on a port of its own.
+            "REELREC_SPARK_CONNECT_PORT": str(free_port()),
         }
         done = subprocess.run(
             [str(BIN / "reelrec"), "ui"], env=env, capture_output=True, text=True, timeout=300
